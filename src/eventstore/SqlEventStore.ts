@@ -1,0 +1,263 @@
+import { Cause, Deferred, Effect, Fiber, Layer, Option, Queue, Schema, Stream } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import { SqlError } from "effect/sql/SqlError"
+import { EventStoreUnavailable, InvalidEvent, WrongExpectedVersion } from "./Errors.ts"
+import {
+  type AppendResult,
+  EventType,
+  type ExpectedVersion,
+  Metadata,
+  type NewEvent,
+  type RecordedEvent,
+  StreamId
+} from "./Event.ts"
+import { EventStore, eventsChannel } from "./EventStore.ts"
+
+export interface SqlEventStoreOptions {
+  /** Most appends one group-commit transaction takes. */
+  readonly maxBatch?: number | undefined
+  /** Largest encoded event (data), in bytes. */
+  readonly maxEventBytes?: number | undefined
+}
+
+interface Pending {
+  readonly stream: string
+  readonly expected: ExpectedVersion
+  /** Each event pre-serialised as a JSON array fragment: type, schema version, data, metadata. */
+  readonly rows: ReadonlyArray<string>
+  readonly done: Deferred.Deferred<AppendResult, WrongExpectedVersion | EventStoreUnavailable>
+}
+
+/** Columns every read selects, in the shape `toRecorded` expects. */
+export const eventColumns =
+  "position, tx_id::text AS tx_id, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at"
+
+export interface EventRow {
+  readonly position: unknown
+  readonly tx_id: string
+  readonly stream_id: string
+  readonly stream_version: unknown
+  readonly event_type: string
+  readonly schema_version: unknown
+  readonly data: unknown
+  readonly metadata: unknown
+  readonly recorded_at: unknown
+}
+
+export const toRecorded = (row: EventRow): RecordedEvent => ({
+  position: Number(row.position),
+  txId: BigInt(row.tx_id),
+  streamId: row.stream_id,
+  version: Number(row.stream_version),
+  type: row.event_type,
+  schemaVersion: Number(row.schema_version),
+  data: row.data,
+  metadata: row.metadata as Metadata,
+  recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(String(row.recorded_at))
+})
+
+export const unavailable = (error: SqlError) =>
+  new EventStoreUnavailable({ reason: error.message, cause: error })
+
+/**
+ * Writers lock their streams (hashed into a bounded set of advisory-lock keys) before the first
+ * write of a transaction. So for any one stream, the transaction that writes the next version
+ * got its transaction id after the previous writer committed, and subscriptions, which deliver
+ * in transaction-id order, see each stream's versions in order even with writers in several
+ * processes.
+ */
+const lockNamespace = 0x706c6576 // "plev"
+const lockBuckets = 1024
+const lockKey = (stream: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < stream.length; i++) {
+    h ^= stream.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return (h >>> 0) % lockBuckets
+}
+
+const decodeStream = Schema.decodeUnknownOption(StreamId)
+const decodeType = Schema.decodeUnknownOption(EventType)
+const decodeMetadata = Schema.decodeUnknownOption(Metadata)
+
+/** Validates and serialises an append up front, so that bad input fails alone and early. */
+const prepare = (
+  stream: string,
+  events: ReadonlyArray<NewEvent>,
+  metadata: Metadata,
+  maxEventBytes: number
+): InvalidEvent | ReadonlyArray<string> => {
+  if (Option.isNone(decodeStream(stream))) return new InvalidEvent({ reason: `bad stream id ${JSON.stringify(stream)}` })
+  if (events.length === 0) return new InvalidEvent({ reason: "an append needs at least one event" })
+  if (Option.isNone(decodeMetadata(metadata))) return new InvalidEvent({ reason: "bad metadata" })
+  const meta = JSON.stringify(metadata)
+  const rows: Array<string> = []
+  for (const event of events) {
+    if (Option.isNone(decodeType(event.type))) {
+      return new InvalidEvent({ reason: `bad event type ${JSON.stringify(event.type)}` })
+    }
+    if (!Number.isInteger(event.schemaVersion) || event.schemaVersion < 1) {
+      return new InvalidEvent({ reason: `bad schema version ${event.schemaVersion} for ${event.type}` })
+    }
+    let data: string | undefined
+    try {
+      data = JSON.stringify(event.data)
+    } catch (e) {
+      return new InvalidEvent({ reason: `data of ${event.type} is not JSON: ${String(e)}` })
+    }
+    if (data === undefined) return new InvalidEvent({ reason: `data of ${event.type} is not JSON` })
+    // PostgreSQL's jsonb cannot hold a NUL character.
+    if (data.includes("\\u0000")) return new InvalidEvent({ reason: `data of ${event.type} contains a NUL character` })
+    if (data.length > maxEventBytes) {
+      return new InvalidEvent({ reason: `data of ${event.type} is larger than ${maxEventBytes} bytes` })
+    }
+    rows.push(`${JSON.stringify(event.type)},${event.schemaVersion},${data},${meta}`)
+  }
+  return rows
+}
+
+const isConnectionFailure = (error: SqlError) => error.reason._tag === "ConnectionError"
+
+interface Accepted {
+  readonly first: number
+  readonly count: number
+  readonly version: number
+}
+
+export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventStoreOptions = {}) {
+  const sql = yield* SqlClient
+  const maxBatch = options.maxBatch ?? 1000
+  const maxEventBytes = options.maxEventBytes ?? 1024 * 1024
+  const queue = yield* Queue.unbounded<Pending, Cause.Done>()
+
+  /** One transaction for a whole batch; decides per request, then inserts what was accepted. */
+  const commit = (batch: ReadonlyArray<Pending>) =>
+    sql.withTransaction(Effect.gen(function*() {
+      const streams = [...new Set(batch.map((p) => p.stream))]
+      const keys = [...new Set(streams.map(lockKey))].sort((a, b) => a - b)
+      yield* sql`SELECT count(pg_advisory_xact_lock(${lockNamespace}, k::int)) FROM json_array_elements_text(${
+        JSON.stringify(keys)
+      }::json) AS t(k)`
+      // A statement of its own, after the locks: its snapshot must see the previous writer's commit.
+      const heads = yield* sql<{ stream_id: string; version: unknown }>`
+        SELECT s AS stream_id, (SELECT max(stream_version) FROM pl_events e WHERE e.stream_id = s) AS version
+        FROM json_array_elements_text(${JSON.stringify(streams)}::json) AS t(s)`
+      const versions = new Map(heads.map((h) => [h.stream_id, h.version === null ? 0 : Number(h.version)]))
+
+      const outcomes: Array<Accepted | WrongExpectedVersion> = []
+      const rows: Array<string> = []
+      for (const p of batch) {
+        const actual = versions.get(p.stream) ?? 0
+        const ok = p.expected === "any" || (p.expected === "noStream" ? actual === 0 : p.expected === actual)
+        if (!ok) {
+          outcomes.push(new WrongExpectedVersion({ stream: p.stream, expected: p.expected, actual }))
+          continue
+        }
+        const version = actual + p.rows.length
+        outcomes.push({ first: rows.length, count: p.rows.length, version })
+        const stream = JSON.stringify(p.stream)
+        p.rows.forEach((row, i) => rows.push(`[${stream},${actual + i + 1},${row}]`))
+        versions.set(p.stream, version)
+      }
+      if (rows.length === 0) return { outcomes, positions: [] }
+      // Identity values are taken in row order, so positions come back in the rows' order.
+      const inserted = yield* sql<{ position: unknown }>`
+        INSERT INTO pl_events (stream_id, stream_version, event_type, schema_version, data, metadata)
+        SELECT e->>0, (e->>1)::bigint, e->>2, (e->>3)::int, (e->4)::jsonb, (e->5)::jsonb
+        FROM json_array_elements(${`[${rows.join(",")}]`}::json) WITH ORDINALITY AS x(e, i)
+        ORDER BY i
+        RETURNING position`
+      yield* sql`SELECT pg_notify(${eventsChannel}, '')`
+      return { outcomes, positions: inserted.map((r) => Number(r.position)) }
+    }))
+
+  const settle = (batch: ReadonlyArray<Pending>): Effect.Effect<void> =>
+    commit(batch).pipe(
+      Effect.flatMap(({ outcomes, positions }) =>
+        Effect.forEach(batch, (p, i) => {
+          const outcome = outcomes[i]!
+          return outcome instanceof WrongExpectedVersion
+            ? Deferred.fail(p.done, outcome)
+            : Deferred.succeed(p.done, {
+              positions: positions.slice(outcome.first, outcome.first + outcome.count),
+              version: outcome.version
+            })
+        }, { discard: true })
+      ),
+      Effect.catch((error: SqlError) =>
+        // Anything but a lost connection is about the data of some request (say a value the
+        // database refuses): retry one by one so that only that request fails.
+        batch.length > 1 && !isConnectionFailure(error)
+          ? Effect.forEach(batch, (p) => settle([p]), { discard: true })
+          : Effect.forEach(batch, (p) => Deferred.fail(p.done, unavailable(error)), { discard: true }).pipe(
+            Effect.andThen(Effect.logWarning("event store: append failed", error.message))
+          )
+      )
+    )
+
+  // The single writer: takes whatever is queued (at least one), commits it as one transaction.
+  // When the queue ends (scope closing) it drains what is left and stops.
+  const writer = Queue.takeBetween(queue, 1, maxBatch).pipe(
+    Effect.flatMap(settle),
+    Effect.forever,
+    Effect.catchIf(Cause.isDone, () => Effect.void)
+  )
+  const writerFiber = yield* Effect.forkDetach(writer)
+  yield* Effect.addFinalizer(() =>
+    Queue.end(queue).pipe(Effect.andThen(Fiber.join(writerFiber)), Effect.ignore)
+  )
+
+  const append = Effect.fn("EventStore.append")(function*(
+    stream: string,
+    expected: ExpectedVersion,
+    events: ReadonlyArray<NewEvent>,
+    metadata: Metadata
+  ) {
+    const rows = prepare(stream, events, metadata, maxEventBytes)
+    if (rows instanceof InvalidEvent) return yield* rows
+    const done = yield* Deferred.make<AppendResult, WrongExpectedVersion | EventStoreUnavailable>()
+    const accepted = yield* Queue.offer(queue, { stream, expected, rows, done })
+    if (!accepted) return yield* new EventStoreUnavailable({ reason: "the event store is shutting down" })
+    return yield* Deferred.await(done)
+  })
+
+  const pageSize = 1000
+  const readStream = (stream: string, fromVersion = 1) =>
+    Stream.paginate(fromVersion, (from) =>
+      sql<EventRow>`SELECT ${sql.literal(eventColumns)} FROM pl_events
+        WHERE stream_id = ${stream} AND stream_version >= ${from}
+        ORDER BY stream_version LIMIT ${pageSize}`.pipe(
+        Effect.map((rows) => {
+          const events = rows.map(toRecorded)
+          const last = events.at(-1)
+          return [events, rows.length < pageSize || last === undefined ? Option.none() : Option.some(last.version + 1)] as const
+        }),
+        Effect.mapError(unavailable)
+      ))
+
+  const readAll = (fromPosition = 1) =>
+    Stream.paginate(fromPosition, (from) =>
+      sql<EventRow>`SELECT ${sql.literal(eventColumns)} FROM pl_events
+        WHERE position >= ${from} ORDER BY position LIMIT ${pageSize}`.pipe(
+        Effect.map((rows) => {
+          const events = rows.map(toRecorded)
+          const last = events.at(-1)
+          return [events, rows.length < pageSize || last === undefined ? Option.none() : Option.some(last.position + 1)] as const
+        }),
+        Effect.mapError(unavailable)
+      ))
+
+  const head = sql<{ head: unknown }>`SELECT coalesce(max(position), 0) AS head FROM pl_events`.pipe(
+    Effect.map((rows) => Number(rows[0]?.head ?? 0)),
+    Effect.mapError(unavailable)
+  )
+
+  const streamVersion = (stream: string) =>
+    sql<{ version: unknown }>`SELECT coalesce(max(stream_version), 0) AS version FROM pl_events WHERE stream_id = ${stream}`
+      .pipe(Effect.map((rows) => Number(rows[0]?.version ?? 0)), Effect.mapError(unavailable))
+
+  return EventStore.of({ append, readStream, readAll, head, streamVersion })
+})
+
+export const layer = (options?: SqlEventStoreOptions) => Layer.effect(EventStore, make(options))
