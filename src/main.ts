@@ -1,0 +1,46 @@
+import { Cause, Effect, Exit, Layer, Runtime } from "effect"
+import { Command } from "effect/cli"
+import { HttpRouter } from "effect/http"
+import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
+import { createServer } from "node:http"
+import { makeCli } from "./adapters/cli/Cli.ts"
+import { ServerConfig } from "./adapters/Config.ts"
+import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
+import { HealthRoute } from "./adapters/http/HealthRoute.ts"
+import { migrate } from "./eventstore/Migrations.ts"
+import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
+
+/** The composition root: layers chosen from configuration, nothing else. */
+const Migrated = Layer.effectDiscard(
+  migrate.pipe(Effect.tap((applied) => Effect.logInfo(`migrations: ${applied.length} applied`)))
+)
+
+const EventStoreLayer = Layer.unwrap(
+  Effect.map(ServerConfig, (config) => SqlEventStore.layer({ maxBatch: config.groupCommitMaxBatch }))
+)
+
+const HttpLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
+  HttpRouter.serve(HealthRoute).pipe(
+    Layer.provide(NodeHttpServer.layer(createServer, { port: config.httpPort, host: config.bind }))
+  )))
+
+export const ServerLayer = HttpLayer.pipe(
+  Layer.provide(EventStoreLayer),
+  Layer.provide(Migrated),
+  Layer.provide(DatabaseLayer)
+)
+
+const cli = makeCli({ server: ServerLayer, database: DatabaseLayer })
+
+/** SIGINT/SIGTERM interrupt the server; once it has closed everything cleanly, that is exit 0. */
+const signalIsCleanExit: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+/** Runs one CLI command; no command at all means "serve", so `node src/main.ts` starts the server. */
+export const runCli = (args: ReadonlyArray<string>) =>
+  Command.runWith(cli, { version: "0.1.0" })(args.length === 0 ? ["serve"] : args).pipe(
+    Effect.provide(NodeServices.layer),
+    NodeRuntime.runMain({ teardown: signalIsCleanExit })
+  )
+
+if (import.meta.main) runCli(process.argv.slice(2))
