@@ -32,7 +32,8 @@ export const layer = (options: PgDatabaseOptions) => {
             yield* Queue.take(notifications).pipe(
               Effect.flatMap((n) => Queue.offer(payloads, n.payload)),
               Effect.forever,
-              Effect.catch((error) => Queue.fail(payloads, error)),
+              // However the listening connection ends, end the queue with it, so its reader notices.
+              Effect.catchCause((cause) => Queue.failCause(payloads, cause)),
               Effect.forkScoped
             )
             return payloads

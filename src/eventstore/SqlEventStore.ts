@@ -1,6 +1,6 @@
 import { Cause, Deferred, Effect, Fiber, Layer, Option, Queue, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { SqlError } from "effect/sql/SqlError"
+import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import { EventStoreUnavailable, InvalidEvent, WrongExpectedVersion } from "./Errors.ts"
 import {
   type AppendResult,
@@ -25,7 +25,7 @@ interface Pending {
   readonly expected: ExpectedVersion
   /** Each event pre-serialised as a JSON array fragment: type, schema version, data, metadata. */
   readonly rows: ReadonlyArray<string>
-  readonly done: Deferred.Deferred<AppendResult, WrongExpectedVersion | EventStoreUnavailable>
+  readonly done: Deferred.Deferred<AppendResult, WrongExpectedVersion | InvalidEvent | EventStoreUnavailable>
 }
 
 /** Columns every read selects, in the shape `toRecorded` expects. */
@@ -56,8 +56,14 @@ export const toRecorded = (row: EventRow): RecordedEvent => ({
   recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(String(row.recorded_at))
 })
 
+/** The driver's message and the database's own, e.g. "Query failed: terminating connection ...". */
+export const describeSqlError = (error: SqlError): string => {
+  const cause = error.reason.cause
+  return cause instanceof Error && cause.message !== error.message ? `${error.message}: ${cause.message}` : error.message
+}
+
 export const unavailable = (error: SqlError) =>
-  new EventStoreUnavailable({ reason: error.message, cause: error })
+  new EventStoreUnavailable({ reason: describeSqlError(error), cause: error })
 
 /**
  * Writers lock their streams (hashed into a bounded set of advisory-lock keys) before the first
@@ -117,7 +123,15 @@ const prepare = (
   return rows
 }
 
-const isConnectionFailure = (error: SqlError) => error.reason._tag === "ConnectionError"
+/**
+ * Whether a failed batch failed because of some request's data (a value the database refuses),
+ * as opposed to the connection or the server. Only then is it safe to retry the requests one by
+ * one: after a lost connection the COMMIT may have happened, and a retry could write twice.
+ */
+const isDataError = (error: SqlError) => {
+  const code = (error.reason.cause as { readonly code?: unknown } | undefined)?.code
+  return typeof code === "string" && (code.startsWith("22") || code.startsWith("23") || code === "54000")
+}
 
 interface Accepted {
   readonly first: number
@@ -174,6 +188,15 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
 
   const settle = (batch: ReadonlyArray<Pending>): Effect.Effect<void> =>
     commit(batch).pipe(
+      // sql-pg reports a connection that dies inside a transaction as a defect (the ROLLBACK
+      // fails too); to the callers it is the same lost database as any other.
+      Effect.catchDefect((defect) =>
+        Effect.fail(
+          isSqlError(defect)
+            ? defect
+            : new SqlError({ reason: new UnknownError({ cause: defect, message: String(defect), operation: "append" }) })
+        )
+      ),
       Effect.flatMap(({ outcomes, positions }) =>
         Effect.forEach(batch, (p, i) => {
           const outcome = outcomes[i]!
@@ -185,21 +208,34 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
             })
         }, { discard: true })
       ),
-      Effect.catch((error: SqlError) =>
-        // Anything but a lost connection is about the data of some request (say a value the
-        // database refuses): retry one by one so that only that request fails.
-        batch.length > 1 && !isConnectionFailure(error)
-          ? Effect.forEach(batch, (p) => settle([p]), { discard: true })
-          : Effect.forEach(batch, (p) => Deferred.fail(p.done, unavailable(error)), { discard: true }).pipe(
-            Effect.andThen(Effect.logWarning("event store: append failed", error.message))
-          )
-      )
+      Effect.catch((error: SqlError) => {
+        if (isDataError(error)) {
+          // Some request's data was refused: retry one by one, so that only that request fails.
+          const [only, ...others] = batch
+          return others.length > 0 || only === undefined
+            ? Effect.forEach(batch, (p) => settle([p]), { discard: true })
+            : Deferred.fail(only.done, new InvalidEvent({ reason: `refused by the database: ${describeSqlError(error)}` }))
+        }
+        return Effect.forEach(batch, (p) => Deferred.fail(p.done, unavailable(error)), { discard: true }).pipe(
+          Effect.andThen(Effect.logWarning(`event store: ${batch.length} append(s) failed: ${describeSqlError(error)}`))
+        )
+      })
     )
 
   // The single writer: takes whatever is queued (at least one), commits it as one transaction.
   // When the queue ends (scope closing) it drains what is left and stops.
   const writer = Queue.takeBetween(queue, 1, maxBatch).pipe(
-    Effect.flatMap(settle),
+    Effect.flatMap((batch) =>
+      settle(batch).pipe(
+        // Nothing may stop the writer: whatever escapes fails this batch's callers, then on to the next.
+        Effect.catchCause((cause) =>
+          Effect.forEach(batch, (p) =>
+            Deferred.fail(p.done, new EventStoreUnavailable({ reason: "append failed", cause: Cause.squash(cause) })), {
+            discard: true
+          }).pipe(Effect.andThen(Effect.logError("event store: writer failed", cause)))
+        )
+      )
+    ),
     Effect.forever,
     Effect.catchIf(Cause.isDone, () => Effect.void)
   )
@@ -216,7 +252,7 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
   ) {
     const rows = prepare(stream, events, metadata, maxEventBytes)
     if (rows instanceof InvalidEvent) return yield* rows
-    const done = yield* Deferred.make<AppendResult, WrongExpectedVersion | EventStoreUnavailable>()
+    const done = yield* Deferred.make<AppendResult, WrongExpectedVersion | InvalidEvent | EventStoreUnavailable>()
     const accepted = yield* Queue.offer(queue, { stream, expected, rows, done })
     if (!accepted) return yield* new EventStoreUnavailable({ reason: "the event store is shutting down" })
     return yield* Deferred.await(done)

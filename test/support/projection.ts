@@ -4,16 +4,23 @@ import type { RecordedEvent } from "../../src/eventstore/Event.ts"
 import * as Subscription from "../../src/eventstore/Subscription.ts"
 
 /**
- * A projection for tests: one row per delivered event, keyed by position, so that a duplicate
- * delivery is a primary-key violation (the batch fails) rather than a silent double count.
+ * A projection for tests: one row per delivered event, keyed by position (unless `unkeyed`), so that
+ * a duplicate delivery is a primary-key violation (the batch fails) rather than a silent double.
  * `committed` receives the size of each batch after its transaction commits.
  */
-export const testProjection = (name: string, options: { readonly fail?: (event: RecordedEvent) => boolean } = {}) =>
+export const testProjection = (
+  name: string,
+  options: {
+    readonly fail?: (event: RecordedEvent) => boolean
+    /** Without the key, only the checkpoint's compare-and-set stands between an event and a double. */
+    readonly unkeyed?: boolean
+  } = {}
+) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     const table = `proj_${name.replace(/[^a-z0-9_]/gi, "_")}`
     yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (
-      position bigint PRIMARY KEY, stream_id text NOT NULL, version bigint NOT NULL, seq bigserial)`)
+      position bigint ${options.unkeyed ? "" : "PRIMARY KEY"}, stream_id text NOT NULL, version bigint NOT NULL, seq bigserial)`)
     const committed = yield* Queue.unbounded<number>()
     const run = Subscription.run({
       name,
