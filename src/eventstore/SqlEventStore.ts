@@ -28,13 +28,16 @@ interface Pending {
   readonly done: Deferred.Deferred<AppendResult, WrongExpectedVersion | InvalidEvent | EventStoreUnavailable>
 }
 
-/** Columns every read selects, in the shape `toRecorded` expects. */
+/**
+ * Columns every read selects, in the shape `toRecorded` expects. The transaction id comes as text
+ * (sql-pg cannot decode xid8) under another name: an `ORDER BY tx_id` must still sort the number.
+ */
 export const eventColumns =
-  "position, tx_id::text AS tx_id, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at"
+  "position, tx_id::text AS tx_text, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at"
 
 export interface EventRow {
   readonly position: unknown
-  readonly tx_id: string
+  readonly tx_text: string
   readonly stream_id: string
   readonly stream_version: unknown
   readonly event_type: string
@@ -46,7 +49,7 @@ export interface EventRow {
 
 export const toRecorded = (row: EventRow): RecordedEvent => ({
   position: Number(row.position),
-  txId: BigInt(row.tx_id),
+  txId: BigInt(row.tx_text),
   streamId: row.stream_id,
   version: Number(row.stream_version),
   type: row.event_type,

@@ -240,6 +240,21 @@ for (const backend of backends) {
         yield* Fiber.interrupt(fiber)
       })))
 
+    it.live("a subscription orders transactions by id as numbers, not as text", () =>
+      withStore(Effect.gen(function*() {
+        const sql = yield* SqlClient
+        // Two settled transactions whose ids differ in their number of digits; the later one has
+        // the lower position.
+        yield* sql`INSERT INTO pl_events (tx_id, stream_id, stream_version, event_type, schema_version, data, metadata)
+          VALUES ('10'::xid8, 'digits', 2, 'T', 1, '{}'::jsonb, ${JSON.stringify(meta)}::jsonb),
+                 ('9'::xid8, 'digits', 1, 'T', 1, '{}'::jsonb, ${JSON.stringify(meta)}::jsonb)`
+        const projection = yield* testProjection("digits", { batchSize: 1 })
+        const fiber = yield* Effect.forkChild(projection.run)
+        yield* projection.awaitTotal(2)
+        expect((yield* projection.rows).map((r) => r.version)).toEqual([1, 2])
+        yield* Fiber.interrupt(fiber)
+      })))
+
     it.live("a subscriber killed and restarted continues from its checkpoint with no loss and no duplicate", () =>
       withStore(Effect.gen(function*() {
         const store = yield* EventStore

@@ -14,6 +14,7 @@ export const testProjection = (
     readonly fail?: (event: RecordedEvent) => boolean
     /** Without the key, only the checkpoint's compare-and-set stands between an event and a double. */
     readonly unkeyed?: boolean
+    readonly batchSize?: number
   } = {}
 ) =>
   Effect.gen(function*() {
@@ -24,7 +25,7 @@ export const testProjection = (
     const committed = yield* Queue.unbounded<number>()
     const run = Subscription.run({
       name,
-      batchSize: 50,
+      batchSize: options.batchSize ?? 50,
       pollInterval: "200 millis",
       retryDelay: "50 millis",
       handle: (events) =>
