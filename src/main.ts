@@ -16,7 +16,7 @@ const Migrated = Layer.effectDiscard(
 )
 
 const EventStoreLayer = Layer.unwrap(
-  Effect.map(ServerConfig, (config) => SqlEventStore.layer({ maxBatch: config.groupCommitMaxBatch }))
+  Effect.map(ServerConfig, (config) => SqlEventStore.layer({ maxBatch: config.groupCommitMaxBatch, writers: config.groupCommitWriters }))
 )
 
 const HttpLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>

@@ -1,16 +1,20 @@
-import { Config, Option, Redacted } from "effect"
+import { Config, Option, Redacted, Schema } from "effect"
 
 /**
  * Every setting of the server, read from the environment. Keep this list and the README's
  * configuration table the same.
  */
+/** A whole number of at least 1, given as text in the environment. */
+const Positive = (name: string) => Config.schema(Schema.NumberFromString.pipe(Schema.decodeTo(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))), name)
+
 export const ServerConfig = Config.all({
   httpPort: Config.Port("PINLEDGER_HTTP_PORT").pipe(Config.withDefault(8080)),
   bind: Config.String("PINLEDGER_BIND").pipe(Config.withDefault("0.0.0.0")),
   dataDir: Config.String("PINLEDGER_DATA_DIR").pipe(Config.withDefault("./data")),
   databaseUrl: Config.Redacted("DATABASE_URL").pipe(Config.option),
-  databasePoolSize: Config.Int("PINLEDGER_DB_POOL_SIZE").pipe(Config.withDefault(10)),
-  groupCommitMaxBatch: Config.Int("PINLEDGER_GROUP_COMMIT_MAX_BATCH").pipe(Config.withDefault(1000))
+  databasePoolSize: Positive("PINLEDGER_DB_POOL_SIZE").pipe(Config.withDefault(10)),
+  groupCommitMaxBatch: Positive("PINLEDGER_GROUP_COMMIT_MAX_BATCH").pipe(Config.withDefault(500)),
+  groupCommitWriters: Positive("PINLEDGER_GROUP_COMMIT_WRITERS").pipe(Config.withDefault(2))
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
 

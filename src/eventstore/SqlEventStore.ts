@@ -16,6 +16,12 @@ import { EventStore, eventsChannel } from "./EventStore.ts"
 export interface SqlEventStoreOptions {
   /** Most appends one group-commit transaction takes. */
   readonly maxBatch?: number | undefined
+  /**
+   * Group-commit transactions in flight at once, each on its own connection: while one waits for
+   * its commit to reach the disk, the next is already inserting. Batches that share a stream still
+   * commit one after the other (stream locks).
+   */
+  readonly writers?: number | undefined
   /** Largest encoded event (data), in bytes. */
   readonly maxEventBytes?: number | undefined
 }
@@ -69,21 +75,20 @@ export const unavailable = (error: SqlError) =>
   new EventStoreUnavailable({ reason: describeSqlError(error), cause: error })
 
 /**
- * Writers lock their streams (hashed into a bounded set of advisory-lock keys) before the first
- * write of a transaction. So for any one stream, the transaction that writes the next version
- * got its transaction id after the previous writer committed, and subscriptions, which deliver
- * in transaction-id order, see each stream's versions in order even with writers in several
- * processes.
+ * Writers lock their streams (advisory locks on a hash of the stream id) before the first write of
+ * a transaction. So for any one stream, the transaction that writes the next version got its
+ * transaction id after the previous writer committed, and subscriptions, which deliver in
+ * transaction-id order, see each stream's versions in order even with several writers, in one
+ * process or several. A hash collision only makes two streams wait for each other.
  */
 const lockNamespace = 0x706c6576 // "plev"
-const lockBuckets = 1024
 const lockKey = (stream: string): number => {
   let h = 0x811c9dc5
   for (let i = 0; i < stream.length; i++) {
     h ^= stream.charCodeAt(i)
     h = Math.imul(h, 0x01000193)
   }
-  return (h >>> 0) % lockBuckets
+  return h | 0 // the int4 that pg_advisory_xact_lock(int4, int4) takes
 }
 
 const decodeStream = Schema.decodeUnknownOption(StreamId)
@@ -144,7 +149,8 @@ interface Accepted {
 
 export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventStoreOptions = {}) {
   const sql = yield* SqlClient
-  const maxBatch = options.maxBatch ?? 1000
+  const maxBatch = options.maxBatch ?? 500
+  const writers = options.writers ?? 2
   const maxEventBytes = options.maxEventBytes ?? 1024 * 1024
   const queue = yield* Queue.unbounded<Pending, Cause.Done>()
 
@@ -178,16 +184,20 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
         versions.set(p.stream, version)
       }
       if (rows.length === 0) return { outcomes, positions: [] }
-      // Identity values are taken in row order, so positions come back in the rows' order.
-      const inserted = yield* sql<{ position: unknown }>`
-        INSERT INTO pl_events (stream_id, stream_version, event_type, schema_version, data, metadata)
-        SELECT e->>0, (e->>1)::bigint, e->>2, (e->>3)::int, (e->4)::jsonb, (e->5)::jsonb
-        FROM json_array_elements(${`[${rows.join(",")}]`}::json) WITH ORDINALITY AS x(e, i)
-        ORDER BY i
-        RETURNING position`
-      yield* sql`SELECT pg_notify(${eventsChannel}, '')`
-      return { outcomes, positions: inserted.map((r) => Number(r.position)) }
-    }))
+      // Identity values are taken in row order, so sorted positions are in the rows' order. The
+      // NOTIFY rides along (it is delivered at commit) to save a round trip.
+      const inserted = yield* sql<{ positions: ReadonlyArray<unknown> }>`
+        WITH inserted AS (
+          INSERT INTO pl_events (stream_id, stream_version, event_type, schema_version, data, metadata)
+          SELECT e->>0, (e->>1)::bigint, e->>2, (e->>3)::int, (e->4)::jsonb, (e->5)::jsonb
+          FROM json_array_elements(${`[${rows.join(",")}]`}::json) WITH ORDINALITY AS x(e, i)
+          ORDER BY i
+          RETURNING position
+        )
+        SELECT array_agg(position ORDER BY position) AS positions, pg_notify(${eventsChannel}, '') AS notified
+        FROM inserted`
+      return { outcomes, positions: (inserted[0]?.positions ?? []).map(Number) }
+    }).pipe(Effect.withSpan("EventStore.commit", { attributes: { appends: batch.length } })))
 
   const settle = (batch: ReadonlyArray<Pending>): Effect.Effect<void> =>
     commit(batch).pipe(
@@ -201,15 +211,20 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
         )
       ),
       Effect.flatMap(({ outcomes, positions }) =>
-        Effect.forEach(batch, (p, i) => {
-          const outcome = outcomes[i]!
-          return outcome instanceof WrongExpectedVersion
-            ? Deferred.fail(p.done, outcome)
-            : Deferred.succeed(p.done, {
-              positions: positions.slice(outcome.first, outcome.first + outcome.count),
-              version: outcome.version
-            })
-        }, { discard: true })
+        Effect.sync(() =>
+          batch.forEach((p, i) => {
+            const outcome = outcomes[i]!
+            Deferred.doneUnsafe(
+              p.done,
+              outcome instanceof WrongExpectedVersion
+                ? Effect.fail(outcome)
+                : Effect.succeed({
+                  positions: positions.slice(outcome.first, outcome.first + outcome.count),
+                  version: outcome.version
+                })
+            )
+          })
+        )
       ),
       Effect.catch((error: SqlError) => {
         if (isDataError(error)) {
@@ -242,12 +257,14 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
     Effect.forever,
     Effect.catchIf(Cause.isDone, () => Effect.void)
   )
-  const writerFiber = yield* Effect.forkDetach(writer)
+  const writerFibers = yield* Effect.forEach(Array.from({ length: writers }), () => Effect.forkDetach(writer))
   yield* Effect.addFinalizer(() =>
-    Queue.end(queue).pipe(Effect.andThen(Fiber.join(writerFiber)), Effect.ignore)
+    Queue.end(queue).pipe(Effect.andThen(Fiber.joinAll(writerFibers)), Effect.ignore)
   )
 
-  const append = Effect.fn("EventStore.append")(function*(
+  // Untraced: this is the hot path (a span per append cost more than the rest of it); each
+  // batch has its span, "EventStore.commit".
+  const append = Effect.fnUntraced(function*(
     stream: string,
     expected: ExpectedVersion,
     events: ReadonlyArray<NewEvent>,
