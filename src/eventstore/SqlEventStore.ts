@@ -1,5 +1,6 @@
-import { Cause, Deferred, Effect, Fiber, Layer, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Deferred, Effect, Fiber, Layer, Option, Queue, Schema, Semaphore, Stream } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import { EventStoreUnavailable, InvalidEvent, WrongExpectedVersion } from "./Errors.ts"
 import {
@@ -104,8 +105,10 @@ const prepare = (
 ): InvalidEvent | ReadonlyArray<string> => {
   if (Option.isNone(decodeStream(stream))) return new InvalidEvent({ reason: `bad stream id ${JSON.stringify(stream)}` })
   if (events.length === 0) return new InvalidEvent({ reason: "an append needs at least one event" })
-  if (Option.isNone(decodeMetadata(metadata))) return new InvalidEvent({ reason: "bad metadata" })
-  const meta = JSON.stringify(metadata)
+  const decoded = decodeMetadata(metadata)
+  if (Option.isNone(decoded)) return new InvalidEvent({ reason: "bad metadata" })
+  // The decoded value: only the fields Metadata knows are stored.
+  const meta = JSON.stringify(decoded.value)
   const rows: Array<string> = []
   for (const event of events) {
     if (Option.isNone(decodeType(event.type))) {
@@ -123,7 +126,7 @@ const prepare = (
     if (data === undefined) return new InvalidEvent({ reason: `data of ${event.type} is not JSON` })
     // PostgreSQL's jsonb cannot hold a NUL character.
     if (data.includes("\\u0000")) return new InvalidEvent({ reason: `data of ${event.type} contains a NUL character` })
-    if (data.length > maxEventBytes) {
+    if (data.length > maxEventBytes / 3 && Buffer.byteLength(data) > maxEventBytes) {
       return new InvalidEvent({ reason: `data of ${event.type} is larger than ${maxEventBytes} bytes` })
     }
     rows.push(`${JSON.stringify(event.type)},${event.schemaVersion},${data},${meta}`)
@@ -154,14 +157,18 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
   const maxEventBytes = options.maxEventBytes ?? 1024 * 1024
   const queue = yield* Queue.unbounded<Pending, Cause.Done>()
 
-  /** One transaction for a whole batch; decides per request, then inserts what was accepted. */
-  const commit = (batch: ReadonlyArray<Pending>) =>
+  /**
+   * One transaction for a whole batch: lock its streams, decide per request, insert what was
+   * accepted. `locked` runs once the stream locks are held (see `writer`).
+   */
+  const commit = (batch: ReadonlyArray<Pending>, locked: Effect.Effect<void>) =>
     sql.withTransaction(Effect.gen(function*() {
       const streams = [...new Set(batch.map((p) => p.stream))]
       const keys = [...new Set(streams.map(lockKey))].sort((a, b) => a - b)
       yield* sql`SELECT count(pg_advisory_xact_lock(${lockNamespace}, k::int)) FROM json_array_elements_text(${
         JSON.stringify(keys)
       }::json) AS t(k)`
+      yield* locked
       // A statement of its own, after the locks: its snapshot must see the previous writer's commit.
       const heads = yield* sql<{ stream_id: string; version: unknown }>`
         SELECT s AS stream_id, (SELECT max(stream_version) FROM pl_events e WHERE e.stream_id = s) AS version
@@ -199,8 +206,8 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
       return { outcomes, positions: (inserted[0]?.positions ?? []).map(Number) }
     }).pipe(Effect.withSpan("EventStore.commit", { attributes: { appends: batch.length } })))
 
-  const settle = (batch: ReadonlyArray<Pending>): Effect.Effect<void> =>
-    commit(batch).pipe(
+  const settle = (batch: ReadonlyArray<Pending>, locked: Effect.Effect<void>): Effect.Effect<void> =>
+    commit(batch, locked).pipe(
       // sql-pg reports a connection that dies inside a transaction as a defect (the ROLLBACK
       // fails too); to the callers it is the same lost database as any other.
       Effect.catchDefect((defect) =>
@@ -231,7 +238,7 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
           // Some request's data was refused: retry one by one, so that only that request fails.
           const [only, ...others] = batch
           return others.length > 0 || only === undefined
-            ? Effect.forEach(batch, (p) => settle([p]), { discard: true })
+            ? Effect.forEach(batch, (p) => settle([p], Effect.void), { discard: true })
             : Deferred.fail(only.done, new InvalidEvent({ reason: `refused by the database: ${describeSqlError(error)}` }))
         }
         return Effect.forEach(batch, (p) => Deferred.fail(p.done, unavailable(error)), { discard: true }).pipe(
@@ -240,20 +247,32 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
       })
     )
 
-  // The single writer: takes whatever is queued (at least one), commits it as one transaction.
-  // When the queue ends (scope closing) it drains what is left and stops.
-  const writer = Queue.takeBetween(queue, 1, maxBatch).pipe(
-    Effect.flatMap((batch) =>
-      settle(batch).pipe(
-        // Nothing may stop the writer: whatever escapes fails this batch's callers, then on to the next.
-        Effect.catchCause((cause) =>
-          Effect.forEach(batch, (p) =>
-            Deferred.fail(p.done, new EventStoreUnavailable({ reason: "append failed", cause: Cause.squash(cause) })), {
-            discard: true
-          }).pipe(Effect.andThen(Effect.logError("event store: writer failed", cause)))
-        )
-      )
-    ),
+  // The writers: each takes whatever is queued (at least one append, at most maxBatch) and commits
+  // it as one transaction. Taking a batch and locking its streams is done in turns, so a later
+  // batch cannot lock a stream before an earlier one: appends to one stream commit in the order
+  // they were queued, even when the caller did not wait for one before sending the next.
+  // When the queue ends (scope closing) they drain what is left and stop.
+  const turn = yield* Semaphore.make(1)
+  const writer = Effect.gen(function*() {
+    yield* turn.take(1)
+    let holding = true
+    const passTurn = Effect.suspend(() => {
+      if (!holding) return Effect.void
+      holding = false
+      return Effect.asVoid(turn.release(1))
+    })
+    const batch = yield* Queue.takeBetween(queue, 1, maxBatch).pipe(Effect.onError(() => passTurn))
+    yield* settle(batch, passTurn).pipe(
+      // Nothing may stop a writer: whatever escapes fails this batch's callers, then on to the next.
+      Effect.catchCause((cause) =>
+        Effect.forEach(batch, (p) =>
+          Deferred.fail(p.done, new EventStoreUnavailable({ reason: "append failed", cause: Cause.squash(cause) })), {
+          discard: true
+        }).pipe(Effect.andThen(Effect.logError("event store: writer failed", cause)))
+      ),
+      Effect.ensuring(passTurn)
+    )
+  }).pipe(
     Effect.forever,
     Effect.catchIf(Cause.isDone, () => Effect.void)
   )
@@ -278,31 +297,29 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
     return yield* Deferred.await(done)
   })
 
+  /** Reads page after page, each starting where the last one ended. */
   const pageSize = 1000
-  const readStream = (stream: string, fromVersion = 1) =>
-    Stream.paginate(fromVersion, (from) =>
-      sql<EventRow>`SELECT ${sql.literal(eventColumns)} FROM pl_events
-        WHERE stream_id = ${stream} AND stream_version >= ${from}
-        ORDER BY stream_version LIMIT ${pageSize}`.pipe(
+  const paged = (from: number, page: (from: number) => Statement.Statement<EventRow>, next: (last: RecordedEvent) => number) =>
+    Stream.paginate(from, (at) =>
+      page(at).pipe(
         Effect.map((rows) => {
           const events = rows.map(toRecorded)
           const last = events.at(-1)
-          return [events, rows.length < pageSize || last === undefined ? Option.none() : Option.some(last.version + 1)] as const
+          return [events, rows.length < pageSize || last === undefined ? Option.none() : Option.some(next(last))] as const
         }),
         Effect.mapError(unavailable)
       ))
 
-  const readAll = (fromPosition = 1) =>
-    Stream.paginate(fromPosition, (from) =>
+  const readStream = (stream: string, fromVersion = 1) =>
+    paged(fromVersion, (from) =>
       sql<EventRow>`SELECT ${sql.literal(eventColumns)} FROM pl_events
-        WHERE position >= ${from} ORDER BY position LIMIT ${pageSize}`.pipe(
-        Effect.map((rows) => {
-          const events = rows.map(toRecorded)
-          const last = events.at(-1)
-          return [events, rows.length < pageSize || last === undefined ? Option.none() : Option.some(last.position + 1)] as const
-        }),
-        Effect.mapError(unavailable)
-      ))
+        WHERE stream_id = ${stream} AND stream_version >= ${from}
+        ORDER BY stream_version LIMIT ${pageSize}`, (last) => last.version + 1)
+
+  const readAll = (fromPosition = 1) =>
+    paged(fromPosition, (from) =>
+      sql<EventRow>`SELECT ${sql.literal(eventColumns)} FROM pl_events
+        WHERE position >= ${from} ORDER BY position LIMIT ${pageSize}`, (last) => last.position + 1)
 
   const head = sql<{ head: unknown }>`SELECT coalesce(max(position), 0) AS head FROM pl_events`.pipe(
     Effect.map((rows) => Number(rows[0]?.head ?? 0)),

@@ -90,6 +90,24 @@ for (const backend of backends) {
         expect((yield* readStream("shared")).map((e) => e.version)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1))
       })))
 
+    it.live("appends sent without waiting commit in the order they were queued, across writers", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        yield* Effect.gen(function*() {
+          const store = yield* EventStore
+          // Small batches, several writers: many transactions in flight for the same streams.
+          const fibers = yield* Effect.forEach(
+            Array.from({ length: 120 }, (_, i) => i),
+            (i) => Effect.forkChild(store.append(`ordered-${i % 3}`, "any", [pin(i)], meta), { startImmediately: true })
+          )
+          yield* Effect.forEach(fibers, Fiber.join)
+          for (let s = 0; s < 3; s++) {
+            const values = (yield* readStream(`ordered-${s}`)).map((e) => (e.data as { value: number }).value)
+            expect(values).toEqual(Array.from({ length: 40 }, (_, k) => k * 3 + s))
+          }
+        }).pipe(Effect.provide(storeLayer(storage, { writers: 3, maxBatch: 4 })))
+      }))
+
     it.live("rejects bad input with a typed error and writes nothing", () =>
       withStore(Effect.gen(function*() {
         const store = yield* EventStore
