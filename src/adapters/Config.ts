@@ -18,5 +18,6 @@ export const ServerConfig = Config.all({
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
 
+/** The PostgreSQL URL, if one is set; an empty DATABASE_URL counts as unset. */
 export const databaseUrl = (config: ServerConfig): string | undefined =>
-  Option.getOrUndefined(Option.map(config.databaseUrl, Redacted.value))
+  Option.getOrUndefined(Option.filter(Option.map(config.databaseUrl, Redacted.value), (url) => url.trim() !== ""))

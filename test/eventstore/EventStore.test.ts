@@ -243,7 +243,8 @@ for (const backend of backends) {
         const store = yield* EventStore
         const sql = yield* SqlClient
         for (let i = 0; i < 120; i++) yield* store.append(`s-${i % 7}`, "any", [pin(i)], meta)
-        const projection = yield* testProjection("catchup")
+        // No polling to speak of: the live tail must come from NOTIFY.
+        const projection = yield* testProjection("catchup", { pollInterval: "1 hour" })
         const fiber = yield* Effect.forkChild(projection.run)
         yield* projection.awaitTotal(120)
         yield* Effect.forEach(Array.from({ length: 30 }, (_, i) => i), (i) => store.append(`live-${i}`, "any", [pin(i)], meta), {
@@ -255,6 +256,19 @@ for (const backend of backends) {
         expect([...rows.map((r) => r.position)].sort((a, b) => a - b)).toEqual(all.map((e) => e.position))
         const checkpoint = yield* sql<{ position: unknown }>`SELECT position FROM pl_checkpoints WHERE subscriber = 'catchup'`
         expect(Number(checkpoint[0]!.position)).toBe(Math.max(...rows.map((r) => r.position)))
+        yield* Fiber.interrupt(fiber)
+      })))
+
+    it.live("a subscription finds by polling what no notification announced", () =>
+      withStore(Effect.gen(function*() {
+        const sql = yield* SqlClient
+        const projection = yield* testProjection("polled", { pollInterval: "50 millis" })
+        const fiber = yield* Effect.forkChild(projection.run)
+        // A writer that does not NOTIFY (as after a lost listening connection).
+        yield* sql`INSERT INTO pl_events (stream_id, stream_version, event_type, schema_version, data, metadata)
+          VALUES ('quiet', 1, 'T', 1, '{}'::jsonb, ${JSON.stringify(meta)}::jsonb)`
+        yield* projection.awaitTotal(1)
+        expect((yield* projection.rows).map((r) => r.streamId)).toEqual(["quiet"])
         yield* Fiber.interrupt(fiber)
       })))
 

@@ -1,4 +1,4 @@
-import { Effect, Queue } from "effect"
+import { type Duration, Effect, Queue } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { RecordedEvent } from "../../src/eventstore/Event.ts"
 import * as Subscription from "../../src/eventstore/Subscription.ts"
@@ -15,6 +15,7 @@ export const testProjection = (
     /** Without the key, only the checkpoint's compare-and-set stands between an event and a double. */
     readonly unkeyed?: boolean
     readonly batchSize?: number
+    readonly pollInterval?: Duration.Input
   } = {}
 ) =>
   Effect.gen(function*() {
@@ -26,7 +27,7 @@ export const testProjection = (
     const run = Subscription.run({
       name,
       batchSize: options.batchSize ?? 50,
-      pollInterval: "200 millis",
+      pollInterval: options.pollInterval ?? "200 millis",
       retryDelay: "50 millis",
       handle: (events) =>
         Effect.gen(function*() {
