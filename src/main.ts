@@ -2,11 +2,11 @@ import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { HttpRouter } from "effect/http"
 import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
-import { createServer } from "node:http"
 import { makeCli } from "./adapters/cli/Cli.ts"
 import { ServerConfig } from "./adapters/Config.ts"
 import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
+import * as PlainListener from "./adapters/net/PlainListener.ts"
 import { migrate } from "./eventstore/Migrations.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
 
@@ -21,7 +21,8 @@ const EventStoreLayer = Layer.unwrap(
 
 const HttpLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
   HttpRouter.serve(HealthRoute).pipe(
-    Layer.provide(NodeHttpServer.layer(createServer, { port: config.httpPort, host: config.bind }))
+    Layer.provide(PlainListener.layer({ port: config.httpPort, host: config.bind })),
+    Layer.provide(NodeHttpServer.layerHttpServices)
   )))
 
 export const ServerLayer = HttpLayer.pipe(
