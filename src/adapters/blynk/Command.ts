@@ -96,9 +96,11 @@ export type CommandCode = (typeof Command)[CommandName]
 /** Codes at or above this make the connection close (§1.1); below it, unknown codes are ignored. */
 export const COMMAND_LIMIT = 100
 
-const commandNames: ReadonlyMap<number, CommandName> = new Map(
-  (Object.keys(Command) as Array<CommandName>).map((name) => [Command[name], name])
-)
+/** Code → name, for a table of names → codes. */
+const byCode = <K extends string>(table: Readonly<Record<K, number>>): ReadonlyMap<number, K> =>
+  new Map((Object.keys(table) as Array<K>).map((name) => [table[name], name]))
+
+const commandNames = byCode(Command)
 
 /** The name of a command code, or undefined for a code this server does not know. */
 export const commandName = (code: number): CommandName | undefined => commandNames.get(code)
@@ -134,9 +136,7 @@ export const Status = Object.freeze({
 export type StatusName = keyof typeof Status
 export type StatusCode = (typeof Status)[StatusName]
 
-const statusNames: ReadonlyMap<number, StatusName> = new Map(
-  (Object.keys(Status) as Array<StatusName>).map((name) => [Status[name], name])
-)
+const statusNames = byCode(Status)
 
 /** The name of a status code, or undefined for a code outside §1.3. */
 export const statusName = (code: number): StatusName | undefined => statusNames.get(code)

@@ -111,26 +111,23 @@ const withHeader = (frame: Frame, headerSize: number, bodySize: number): Buffer 
   return out
 }
 
-export const encodeHardware = (frame: Frame): Buffer | FrameError => {
-  const error = checkHeader(frame, 0xffff, HARDWARE_MAX_BODY)
+/** The two framings whose length slot (u16 or u32) holds the body length, or a response's status. */
+const encodeLengthPrefixed = (frame: Frame, header: number, maxBody: number): Buffer | FrameError => {
+  const error = checkHeader(frame, header === HARDWARE_HEADER ? 0xffff : 0xffffffff, maxBody)
   if (error) return error
   const value = frame._tag === "Response" ? frame.status : frame.body.length
-  const out = withHeader(frame, HARDWARE_HEADER, frame._tag === "Response" ? 0 : frame.body.length)
-  out.writeUInt16BE(value, 3)
-  if (frame._tag === "Message") out.set(frame.body, HARDWARE_HEADER)
+  const out = withHeader(frame, header, frame._tag === "Response" ? 0 : frame.body.length)
+  if (header === HARDWARE_HEADER) out.writeUInt16BE(value, 3)
+  else out.writeUInt32BE(value, 3)
+  if (frame._tag === "Message") out.set(frame.body, header)
   return out
 }
 
+export const encodeHardware = (frame: Frame): Buffer | FrameError =>
+  encodeLengthPrefixed(frame, HARDWARE_HEADER, HARDWARE_MAX_BODY)
+
 /** Bodies over APP_MAX_BODY are refused here because the receiving app would close the connection. */
-export const encodeApp = (frame: Frame): Buffer | FrameError => {
-  const error = checkHeader(frame, 0xffffffff, APP_MAX_BODY)
-  if (error) return error
-  const value = frame._tag === "Response" ? frame.status : frame.body.length
-  const out = withHeader(frame, APP_HEADER, frame._tag === "Response" ? 0 : frame.body.length)
-  out.writeUInt32BE(value, 3)
-  if (frame._tag === "Message") out.set(frame.body, APP_HEADER)
-  return out
-}
+export const encodeApp = (frame: Frame): Buffer | FrameError => encodeLengthPrefixed(frame, APP_HEADER, APP_MAX_BODY)
 
 /** `/dashws`: the WebSocket message delimits the frame, so there is no length; a response adds a u32 status. */
 export const encodeDashWs = (frame: Frame): Buffer | FrameError => {
