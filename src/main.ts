@@ -1,4 +1,4 @@
-import { Cause, Effect, Exit, Layer, Runtime } from "effect"
+import { Cause, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { HttpRouter } from "effect/http"
 import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
@@ -6,7 +6,10 @@ import { makeCli } from "./adapters/cli/Cli.ts"
 import { ServerConfig } from "./adapters/Config.ts"
 import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
+import * as Certificates from "./adapters/net/Certificates.ts"
+import { layerHttpHandoff } from "./adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "./adapters/net/PlainListener.ts"
+import * as TlsListener from "./adapters/net/TlsListener.ts"
 import { migrate } from "./eventstore/Migrations.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
 
@@ -19,9 +22,28 @@ const EventStoreLayer = Layer.unwrap(
   Effect.map(ServerConfig, (config) => SqlEventStore.layer({ maxBatch: config.groupCommitMaxBatch, writers: config.groupCommitWriters }))
 )
 
+/** The TLS port, with the configured certificate or a self-signed one kept in the data directory. */
+const TlsLayer = Layer.unwrap(Effect.gen(function*() {
+  const config = yield* ServerConfig
+  const certificate = yield* Certificates.load({
+    certFile: Option.getOrUndefined(config.tlsCert),
+    keyFile: Option.getOrUndefined(config.tlsKey),
+    dataDir: config.dataDir,
+    hostnames: Certificates.parseHostnames(config.tlsHostnames)
+  })
+  yield* Effect.logInfo(
+    certificate.origin === "files"
+      ? `TLS certificate from PINLEDGER_TLS_CERT (SHA-256 ${certificate.fingerprint})`
+      : `TLS certificate: self-signed, ${certificate.origin} in ${Certificates.generatedDir(config.dataDir)} (SHA-256 ${certificate.fingerprint})`
+  )
+  return TlsListener.layerWith({ port: config.httpsPort, host: config.bind, cert: certificate.cert, key: certificate.key })
+}))
+
+/** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
 const HttpLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
   HttpRouter.serve(HealthRoute).pipe(
-    Layer.provide(PlainListener.layer({ port: config.httpPort, host: config.bind })),
+    Layer.provide(Layer.merge(PlainListener.layerWith({ port: config.httpPort, host: config.bind }), TlsLayer)),
+    Layer.provide(layerHttpHandoff),
     Layer.provide(NodeHttpServer.layerHttpServices)
   )))
 

@@ -9,6 +9,10 @@ const Positive = (name: string) => Config.schema(Schema.NumberFromString.pipe(Sc
 
 export const ServerConfig = Config.all({
   httpPort: Config.Port("PINLEDGER_HTTP_PORT").pipe(Config.withDefault(8080)),
+  httpsPort: Config.Port("PINLEDGER_HTTPS_PORT").pipe(Config.withDefault(9443)),
+  tlsCert: Config.String("PINLEDGER_TLS_CERT").pipe(Config.option),
+  tlsKey: Config.String("PINLEDGER_TLS_KEY").pipe(Config.option),
+  tlsHostnames: Config.String("PINLEDGER_TLS_HOSTNAMES").pipe(Config.withDefault("")),
   bind: Config.String("PINLEDGER_BIND").pipe(Config.withDefault("0.0.0.0")),
   dataDir: Config.String("PINLEDGER_DATA_DIR").pipe(Config.withDefault("./data")),
   databaseUrl: Config.Redacted("DATABASE_URL").pipe(Config.option),

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { type ChildProcess, spawn } from "node:child_process"
 import { once } from "node:events"
-import { mkdtemp, rm } from "node:fs/promises"
+import { mkdtemp, readFile, rm } from "node:fs/promises"
+import { request as httpsRequest } from "node:https"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -35,6 +36,19 @@ const startServer = async (env: Record<string, string>) => {
   return { child, output: () => output }
 }
 
+/** GET over HTTPS, trusting only `ca` and checking the certificate for `localhost`. */
+const httpsGet = (port: number, path: string, ca: string) =>
+  new Promise<{ status: number | undefined; body: string }>((resolve, reject) => {
+    const request = httpsRequest({ host: "127.0.0.1", port, path, ca, servername: "localhost", agent: false }, (response) => {
+      let body = ""
+      response.setEncoding("utf8")
+      response.on("data", (chunk: string) => (body += chunk))
+      response.on("end", () => resolve({ status: response.statusCode, body }))
+    })
+    request.on("error", reject)
+    request.end()
+  })
+
 const exitOf = async (child: ChildProcess) => {
   const [code, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null]
   return { code, signal }
@@ -46,14 +60,21 @@ describe("the server process", () => {
       const dataDir = await mkdtemp(join(tmpdir(), "pinledger-server-"))
       try {
         const port = await freePort()
+        const httpsPort = await freePort()
         const { child, output } = await startServer({
           PINLEDGER_HTTP_PORT: String(port),
+          PINLEDGER_HTTPS_PORT: String(httpsPort),
           PINLEDGER_BIND: "127.0.0.1",
           PINLEDGER_DATA_DIR: dataDir
         })
         const response = await fetch(`http://127.0.0.1:${port}/health`)
         expect(response.status).toBe(200)
         expect(await response.json()).toEqual({ status: "ok", database: "pglite", head: 0 })
+        // The same app over TLS, verified against the self-signed certificate made in the data directory.
+        const ca = await readFile(join(dataDir, "tls", "cert.pem"), "utf8")
+        const secure = await httpsGet(httpsPort, "/health", ca)
+        expect(secure.status).toBe(200)
+        expect(JSON.parse(secure.body)).toEqual({ status: "ok", database: "pglite", head: 0 })
         const exited = exitOf(child)
         child.kill(signal)
         expect(await exited).toEqual({ code: 0, signal: null })

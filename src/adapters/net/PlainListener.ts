@@ -1,19 +1,14 @@
-import { Duration, Effect, Layer, Scope } from "effect"
+import { type Duration, Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
-import { ServeError } from "effect/http/HttpServerError"
-import * as NetAddress from "effect/net/NetAddress"
-import { NodeHttpServer, NodeWS } from "@effect/platform-node"
-import * as Http from "node:http"
+import type { ServeError } from "effect/http/HttpServerError"
 import * as Net from "node:net"
+import { handToHttp, HttpHandoff, isHttp, layerHttpHandoff, listen, sniffFirstBytes, sniffTimeoutMillis, track } from "./ConnectionRouter.ts"
 
 /** What a connection's first bytes say it speaks (protocol.md §1.2). */
 export type Sniffed = "http" | "hardware"
 
-const httpVerbs = ["GET ", "POST", "PUT ", "HEAD", "OPTI", "PATC", "DELE", "TRAC", "CONN"]
-
 /** Needs at least 4 bytes; an HTTP verb means HTTP, anything else the hardware protocol. */
-export const sniff = (first: Uint8Array): Sniffed =>
-  httpVerbs.includes(Buffer.from(first.subarray(0, 4)).toString("latin1")) ? "http" : "hardware"
+export const sniff = (first: Uint8Array): Sniffed => (isHttp(first) ? "http" : "hardware")
 
 export interface PlainListenerOptions {
   readonly port: number
@@ -28,96 +23,31 @@ export interface PlainListenerOptions {
 }
 
 /**
- * The plain port: one `node:net` listener that looks at each connection's first bytes and hands
- * HTTP (and WebSocket upgrades) to an `http.Server` that does not listen itself, and everything
- * else to the hardware protocol. Provides effect's `HttpServer`, so routes are served as usual.
+ * The plain port on a shared `HttpHandoff`: one `node:net` listener that looks at each
+ * connection's first bytes and hands HTTP (and WebSocket upgrades) to the handoff's `http.Server`,
+ * and everything else to the hardware protocol. Provides effect's `HttpServer` (with this port's
+ * address), so routes are served as usual, on every listener sharing the handoff.
  */
-export const layer = (options: PlainListenerOptions): Layer.Layer<HttpServer.HttpServer, ServeError> =>
+export const layerWith = (options: PlainListenerOptions): Layer.Layer<HttpServer.HttpServer, ServeError, HttpHandoff> =>
   Layer.effect(
     HttpServer.HttpServer,
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const sniffTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.sniffTimeout ?? "10 seconds"))
+      const { http, serve } = yield* HttpHandoff
+      const sniffTimeout = sniffTimeoutMillis(options.sniffTimeout)
       const hardware = options.hardware ?? ((socket: Net.Socket) => socket.destroy())
-      const http = Http.createServer()
       const sockets = new Set<Net.Socket>()
-
-      const route = (socket: Net.Socket) => {
-        sockets.add(socket)
-        socket.once("close", () => sockets.delete(socket))
-        socket.on("error", () => socket.destroy())
-        const chunks: Array<Buffer> = []
-        let received = 0
-        const timer = setTimeout(() => socket.destroy(), sniffTimeout)
-        const onData = (chunk: Buffer) => {
-          chunks.push(chunk)
-          received += chunk.length
-          if (received < 4) return
-          clearTimeout(timer)
-          socket.off("data", onData)
-          socket.pause()
-          const first = Buffer.concat(chunks)
-          // Give the bytes back, so whoever takes the socket reads the stream from its start.
-          socket.unshift(first)
-          if (sniff(first) === "http") {
-            http.emit("connection", socket)
-            process.nextTick(() => socket.resume())
-          } else {
-            hardware(socket)
-          }
-        }
-        socket.on("data", onData)
-        socket.once("close", () => clearTimeout(timer))
-      }
-
-      const listener = Net.createServer(route)
-      yield* Effect.callback<void, ServeError>((resume) => {
-        const onError = (cause: Error) => resume(Effect.fail(new ServeError({ cause })))
-        listener.once("error", onError)
-        listener.listen({ port: options.port, host: options.host }, () => {
-          listener.off("error", onError)
-          resume(Effect.void)
+      const listener = Net.createServer((socket) => {
+        track(sockets, socket)
+        sniffFirstBytes(socket, 4, sniffTimeout, (first) => {
+          if (sniff(first) === "http") handToHttp(http, socket)
+          else hardware(socket)
         })
       })
-      yield* Scope.addFinalizer(
-        scope,
-        Effect.callback<void>((resume) => {
-          listener.close(() => resume(Effect.void))
-          http.closeAllConnections()
-          for (const socket of sockets) socket.destroy()
-        })
-      )
-
-      const bound = listener.address() as Net.AddressInfo
-      const address = yield* Effect.fromResult(NetAddress.inetAddressFromIpString(bound.address, bound.port)).pipe(
-        Effect.mapError((cause) => new ServeError({ cause }))
-      )
-      const wss = yield* Effect.acquireRelease(
-        Effect.sync(() => new NodeWS.WebSocketServer({ noServer: true })),
-        (wss) => Effect.callback<void>((resume) => wss.close(() => resume(Effect.void)))
-      )
-
-      return HttpServer.make({
-        address,
-        serve: (httpApp, middleware) =>
-          Effect.gen(function*() {
-            const serveScope = yield* Effect.scope
-            const handlerScope = yield* Scope.fork(serveScope, "parallel")
-            const handler = yield* NodeHttpServer.makeHandler(httpApp, { middleware, scope: handlerScope })
-            const upgrade = yield* NodeHttpServer.makeUpgradeHandler(Effect.succeed(wss), httpApp, {
-              middleware,
-              scope: handlerScope
-            })
-            http.on("request", handler)
-            http.on("upgrade", upgrade)
-            yield* Scope.addFinalizer(
-              serveScope,
-              Effect.sync(() => {
-                http.off("request", handler)
-                http.off("upgrade", upgrade)
-              })
-            )
-          })
-      })
+      const address = yield* listen(listener, sockets, options.port, options.host)
+      return HttpServer.make({ address, serve })
     })
   )
+
+/** The plain port on its own `http.Server` (see `layerWith`). */
+export const layer = (options: PlainListenerOptions): Layer.Layer<HttpServer.HttpServer, ServeError> =>
+  layerWith(options).pipe(Layer.provide(layerHttpHandoff))
