@@ -47,13 +47,12 @@ const HttpLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
     Layer.provide(NodeHttpServer.layerHttpServices)
   )))
 
-export const ServerLayer = HttpLayer.pipe(
-  Layer.provide(EventStoreLayer),
-  Layer.provide(Migrated),
-  Layer.provide(DatabaseLayer)
-)
+/** The migrated event store on the configured database. */
+const StoreLayer = EventStoreLayer.pipe(Layer.provide(Migrated), Layer.provideMerge(DatabaseLayer))
 
-const cli = makeCli({ server: ServerLayer, database: DatabaseLayer })
+export const ServerLayer = HttpLayer.pipe(Layer.provide(StoreLayer))
+
+const cli = makeCli({ server: ServerLayer, database: DatabaseLayer, store: StoreLayer })
 
 /** SIGINT/SIGTERM interrupt the server; once it has closed everything cleanly, that is exit 0. */
 const signalIsCleanExit: Runtime.Teardown = (exit, onExit) =>
