@@ -11,6 +11,7 @@ import { layerHttpHandoff } from "./adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "./adapters/net/PlainListener.ts"
 import * as TlsListener from "./adapters/net/TlsListener.ts"
 import { migrate } from "./eventstore/Migrations.ts"
+import { DeviceTokens } from "./eventstore/projections/DeviceTokens.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
 
 /** The composition root: layers chosen from configuration, nothing else. */
@@ -19,7 +20,11 @@ const Migrated = Layer.effectDiscard(
 )
 
 const EventStoreLayer = Layer.unwrap(
-  Effect.map(ServerConfig, (config) => SqlEventStore.layer({ maxBatch: config.groupCommitMaxBatch, writers: config.groupCommitWriters }))
+  Effect.map(ServerConfig, (config) => SqlEventStore.layer({
+    maxBatch: config.groupCommitMaxBatch,
+    writers: config.groupCommitWriters,
+    inline: [DeviceTokens]
+  }))
 )
 
 /** The TLS port, with the configured certificate or a self-signed one kept in the data directory. */

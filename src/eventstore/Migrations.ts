@@ -40,6 +40,20 @@ export const migrations: ReadonlyArray<Migration> = [
         updated_at timestamptz NOT NULL DEFAULT now()
       )`
     ]
+  },
+  {
+    version: 2,
+    name: "device tokens",
+    statements: [
+      // Written in the append's transaction (projections/DeviceTokens.ts): a token is valid exactly
+      // when the log says so.
+      `CREATE TABLE pl_device_tokens (
+        token text PRIMARY KEY,
+        account_stream text NOT NULL,
+        dash_id integer NOT NULL,
+        device_id integer NOT NULL
+      )`
+    ]
   }
 ]
 

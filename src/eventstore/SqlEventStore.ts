@@ -25,11 +25,35 @@ export interface SqlEventStoreOptions {
   readonly writers?: number | undefined
   /** Largest encoded event (data), in bytes. */
   readonly maxEventBytes?: number | undefined
+  /** Projections written in the append's own transaction (see `InlineProjection`). */
+  readonly inline?: ReadonlyArray<InlineProjection> | undefined
+}
+
+/** An appended event as an inline projection sees it. */
+export interface InlineEvent {
+  readonly position: number
+  readonly streamId: string
+  readonly version: number
+  readonly type: string
+  readonly data: unknown
+}
+
+/**
+ * A projection updated in the same transaction as the events that change it, so what it says is
+ * in force the moment an append is acknowledged (a revoked token, a removed permission). If it
+ * fails, the append fails and nothing is written. Keep it to cheap, indexed writes.
+ */
+export interface InlineProjection {
+  readonly name: string
+  /** The event types it reads; batches without any of them skip it. */
+  readonly types: ReadonlySet<string>
+  readonly apply: (events: ReadonlyArray<InlineEvent>) => Effect.Effect<void, SqlError, SqlClient>
 }
 
 interface Pending {
   readonly stream: string
   readonly expected: ExpectedVersion
+  readonly events: ReadonlyArray<NewEvent>
   /** Each event pre-serialised as a JSON array fragment: type, schema version, data, metadata. */
   readonly rows: ReadonlyArray<string>
   readonly done: Deferred.Deferred<AppendResult, WrongExpectedVersion | InvalidEvent | EventStoreUnavailable>
@@ -203,8 +227,32 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
         )
         SELECT array_agg(position ORDER BY position) AS positions, pg_notify(${eventsChannel}, '') AS notified
         FROM inserted`
-      return { outcomes, positions: (inserted[0]?.positions ?? []).map(Number) }
+      const positions = (inserted[0]?.positions ?? []).map(Number)
+      yield* applyInline(batch, outcomes, positions)
+      return { outcomes, positions }
     }).pipe(Effect.withSpan("EventStore.commit", { attributes: { appends: batch.length } })))
+
+  const inline = options.inline ?? []
+  /** Hands each inline projection the accepted events of the types it reads, in log order. */
+  const applyInline = (
+    batch: ReadonlyArray<Pending>,
+    outcomes: ReadonlyArray<Accepted | WrongExpectedVersion>,
+    positions: ReadonlyArray<number>
+  ) =>
+    Effect.forEach(inline, (projection) => {
+      const events: Array<InlineEvent> = []
+      batch.forEach((p, i) => {
+        const outcome = outcomes[i]!
+        if (outcome instanceof WrongExpectedVersion) return
+        p.events.forEach((e, k) => {
+          if (!projection.types.has(e.type)) return
+          const version = outcome.version - outcome.count + k + 1
+          events.push({ position: positions[outcome.first + k]!, streamId: p.stream, version, type: e.type, data: e.data })
+        })
+      })
+      // Same client, and the transaction's connection stays in the context: the writes join it.
+      return events.length === 0 ? Effect.void : Effect.provideService(projection.apply(events), SqlClient, sql)
+    }, { discard: true })
 
   const settle = (batch: ReadonlyArray<Pending>, locked: Effect.Effect<void>): Effect.Effect<void> =>
     commit(batch, locked).pipe(
@@ -292,7 +340,7 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
     const rows = prepare(stream, events, metadata, maxEventBytes)
     if (rows instanceof InvalidEvent) return yield* rows
     const done = yield* Deferred.make<AppendResult, WrongExpectedVersion | InvalidEvent | EventStoreUnavailable>()
-    const accepted = yield* Queue.offer(queue, { stream, expected, rows, done })
+    const accepted = yield* Queue.offer(queue, { stream, expected, events, rows, done })
     if (!accepted) return yield* new EventStoreUnavailable({ reason: "the event store is shutting down" })
     return yield* Deferred.await(done)
   })
