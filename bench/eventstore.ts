@@ -7,17 +7,14 @@
  * (only the server is taken from it: the bench uses databases of its own, dropped and re-created).
  * Sizes scale with BENCH_SCALE (default 1).
  */
-import { Effect, Fiber, Latch, Layer, Redacted } from "effect"
+import { Effect, Fiber, Latch, Redacted } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import type { SqlError } from "effect/sql/SqlError"
-import type { Database } from "../src/eventstore/Database.ts"
 import { PgClient } from "@effect/sql-pg"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Metadata, NewEvent } from "../src/eventstore/Event.ts"
 import { EventStore } from "../src/eventstore/EventStore.ts"
-import { migrate } from "../src/eventstore/Migrations.ts"
 import * as PgDatabase from "../src/eventstore/PgDatabase.ts"
 import * as PgliteClient from "../src/eventstore/PgliteClient.ts"
 import * as SqlEventStore from "../src/eventstore/SqlEventStore.ts"
@@ -140,21 +137,18 @@ function withDatabase(url: string, database: string) {
   return u.toString()
 }
 
-const stack = (database: Layer.Layer<SqlClient | Database, SqlError>) =>
-  SqlEventStore.layer().pipe(Layer.provide(Layer.effectDiscard(migrate)), Layer.provideMerge(database))
-
 const onPostgres = (sizes: Sizes) =>
   Effect.gen(function*() {
     yield* recreate(benchDatabase)
     return yield* workloads("postgres", sizes).pipe(
-      Effect.provide(stack(PgDatabase.layer({ url: withDatabase(server, benchDatabase), maxConnections: 4 })))
+      Effect.provide(SqlEventStore.layerMigrated(PgDatabase.layer({ url: withDatabase(server, benchDatabase), maxConnections: 4 })))
     )
   })
 
 const onPglite = (sizes: Sizes) =>
   Effect.acquireUseRelease(
     Effect.promise(() => mkdtemp(join(tmpdir(), "pinledger-bench-"))),
-    (dir) => workloads("pglite", sizes).pipe(Effect.provide(stack(PgliteClient.layer({ dataDir: dir })))),
+    (dir) => workloads("pglite", sizes).pipe(Effect.provide(SqlEventStore.layerMigrated(PgliteClient.layer({ dataDir: dir })))),
     (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
   )
 

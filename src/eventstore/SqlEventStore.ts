@@ -12,7 +12,9 @@ import {
   type RecordedEvent,
   StreamId
 } from "./Event.ts"
+import type { Database } from "./Database.ts"
 import { EventStore, eventsChannel } from "./EventStore.ts"
+import { migrate } from "./Migrations.ts"
 
 export interface SqlEventStoreOptions {
   /** Most appends one group-commit transaction takes. */
@@ -91,12 +93,12 @@ export const toRecorded = (row: EventRow): RecordedEvent => ({
 })
 
 /** The driver's message and the database's own, e.g. "Query failed: terminating connection ...". */
-export const describeSqlError = (error: SqlError): string => {
+const describeSqlError = (error: SqlError): string => {
   const cause = error.reason.cause
   return cause instanceof Error && cause.message !== error.message ? `${error.message}: ${cause.message}` : error.message
 }
 
-export const unavailable = (error: SqlError) =>
+const unavailable = (error: SqlError) =>
   new EventStoreUnavailable({ reason: describeSqlError(error), cause: error })
 
 /**
@@ -382,3 +384,7 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
 })
 
 export const layer = (options?: SqlEventStoreOptions) => Layer.effect(EventStore, make(options))
+
+/** The store on `database`, migrated first, with the database's services beside it. */
+export const layerMigrated = <E>(database: Layer.Layer<SqlClient | Database, E>, options?: SqlEventStoreOptions) =>
+  layer(options).pipe(Layer.provide(Layer.effectDiscard(migrate)), Layer.provideMerge(database))

@@ -8,7 +8,6 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Database } from "../../src/eventstore/Database.ts"
 import type { EventStore } from "../../src/eventstore/EventStore.ts"
-import { migrate } from "../../src/eventstore/Migrations.ts"
 import * as PgDatabase from "../../src/eventstore/PgDatabase.ts"
 import * as PgliteClient from "../../src/eventstore/PgliteClient.ts"
 import * as SqlEventStore from "../../src/eventstore/SqlEventStore.ts"
@@ -64,7 +63,4 @@ export const storeLayer = (
   storage: Storage,
   options?: SqlEventStore.SqlEventStoreOptions
 ): Layer.Layer<EventStore | SqlClient | Database, SqlError> =>
-  SqlEventStore.layer(options).pipe(
-    Layer.provide(Layer.effectDiscard(migrate)),
-    Layer.provideMerge(storage.layer)
-  )
+  SqlEventStore.layerMigrated(storage.layer, options)

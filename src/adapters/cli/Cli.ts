@@ -67,20 +67,20 @@ export const makeCli = <E, ES>(layers: CliLayers<E, ES>) => {
   }, (input) =>
     Effect.gen(function*() {
       const token = newToken()
-      let target = { dashId: 0, deviceId: 0 }
-      yield* AccountLog.execute(input.email, input.appName, (state): ReadonlyArray<AccountCommand> => {
-        if (state === undefined) return [{ _tag: "CreateDevice", dashId: 0, deviceId: 0, name: input.name, boardType: input.board, token }]
-        // The first dashboard, or a new one when there is none.
-        const dash = state.dashboards[0]
+      const { events } = yield* AccountLog.execute(input.email, input.appName, (state): ReadonlyArray<AccountCommand> => {
+        // The first dashboard, or a new one when there is none. (No account: the decider says so.)
+        const dash = state?.dashboards[0]
         const dashId = dash?.id ?? 1
         const deviceId = dash === undefined ? 0 : Math.max(-1, ...dash.devices.map((d) => d.id)) + 1
-        target = { dashId, deviceId }
         return [
-          ...(dash === undefined ? [{ _tag: "CreateDashboard" as const, dashId, name: "My project" }] : []),
+          ...(state !== undefined && dash === undefined ? [{ _tag: "CreateDashboard" as const, dashId, name: "My project" }] : []),
           { _tag: "CreateDevice", dashId, deviceId, name: input.name, boardType: input.board, token }
         ]
       }, cliMetadata())
-      yield* Console.log(`device ${target.deviceId} "${input.name}" in dashboard ${target.dashId} of ${input.email}`)
+      const created = events.find((e) => e._tag === "DeviceCreated")
+      if (created?._tag === "DeviceCreated") {
+        yield* Console.log(`device ${created.deviceId} "${created.name}" in dashboard ${created.dashId} of ${input.email}`)
+      }
       yield* Console.log(`token: ${token}`)
     }).pipe(Effect.provide(layers.store))).pipe(
       Command.withDescription("Create a device (and a dashboard if the account has none); prints its token.")

@@ -13,14 +13,14 @@ export const httpVerbs = ["GET ", "POST", "PUT ", "HEAD", "OPTI", "PATC", "DELE"
 export const isHttp = (first: Uint8Array): boolean =>
   httpVerbs.includes(Buffer.from(first.subarray(0, 4)).toString("latin1"))
 
+/** What `HttpServer.make` needs to serve an app. */
+export type Serve = Parameters<typeof HttpServer.make>[0]["serve"]
+
 /**
  * The HTTP side shared by the listeners: an `http.Server` that does not listen itself. Listeners
  * hand it the connections that speak HTTP; `serve` installs an effect HTTP app on it, so one app
  * answers on every port that hands connections over.
  */
-/** What `HttpServer.make` needs to serve an app. */
-export type Serve = Parameters<typeof HttpServer.make>[0]["serve"]
-
 export class HttpHandoff extends Context.Service<HttpHandoff, {
   readonly http: Http.Server
   readonly serve: Serve

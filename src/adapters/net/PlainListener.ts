@@ -17,7 +17,7 @@ export interface PlainListenerOptions {
   readonly sniffTimeout?: Duration.Input | undefined
   /**
    * Takes a connection that speaks the hardware protocol, with its first bytes still unread.
-   * Until the protocol is served, the default closes it with a log line.
+   * Until the protocol is served, the default closes it.
    */
   readonly hardware?: ((socket: Net.Socket) => void) | undefined
 }
