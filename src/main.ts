@@ -12,6 +12,10 @@ import * as PlainListener from "./adapters/net/PlainListener.ts"
 import * as TlsListener from "./adapters/net/TlsListener.ts"
 import { migrate } from "./eventstore/Migrations.ts"
 import { DeviceTokens } from "./eventstore/projections/DeviceTokens.ts"
+import { PinState } from "./eventstore/projections/PinState.ts"
+import * as Directory from "./actors/Directory.ts"
+import * as BlynkEndpoints from "./adapters/blynk/Endpoints.ts"
+import * as SessionEnv from "./adapters/blynk/SessionEnv.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
 
 /** The composition root: layers chosen from configuration, nothing else. */
@@ -23,13 +27,14 @@ const EventStoreLayer = Layer.unwrap(
   Effect.map(ServerConfig, (config) => SqlEventStore.layer({
     maxBatch: config.groupCommitMaxBatch,
     writers: config.groupCommitWriters,
-    inline: [DeviceTokens]
+    inline: [DeviceTokens, PinState]
   }))
 )
 
 /** The TLS port, with the configured certificate or a self-signed one kept in the data directory. */
 const TlsLayer = Layer.unwrap(Effect.gen(function*() {
   const config = yield* ServerConfig
+  const endpoints = yield* BlynkEndpoints.BlynkEndpoints
   const certificate = yield* Certificates.load({
     certFile: Option.getOrUndefined(config.tlsCert),
     keyFile: Option.getOrUndefined(config.tlsKey),
@@ -41,16 +46,40 @@ const TlsLayer = Layer.unwrap(Effect.gen(function*() {
       ? `TLS certificate from PINLEDGER_TLS_CERT (SHA-256 ${certificate.fingerprint})`
       : `TLS certificate: self-signed, ${certificate.origin} in ${Certificates.generatedDir(config.dataDir)} (SHA-256 ${certificate.fingerprint})`
   )
-  return TlsListener.layerWith({ port: config.httpsPort, host: config.bind, cert: certificate.cert, key: certificate.key })
+  return TlsListener.layerWith({
+    port: config.httpsPort,
+    host: config.bind,
+    cert: certificate.cert,
+    key: certificate.key,
+    hardware: endpoints.hardware,
+    app: endpoints.app
+  })
 }))
 
-/** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
-const HttpLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
-  HttpRouter.serve(HealthRoute).pipe(
-    Layer.provide(Layer.merge(PlainListener.layerWith({ port: config.httpPort, host: config.bind }), TlsLayer)),
-    Layer.provide(layerHttpHandoff),
-    Layer.provide(NodeHttpServer.layerHttpServices)
+const PlainLayer = Layer.unwrap(Effect.gen(function*() {
+  const config = yield* ServerConfig
+  const endpoints = yield* BlynkEndpoints.BlynkEndpoints
+  return PlainListener.layerWith({ port: config.httpPort, host: config.bind, hardware: endpoints.hardware })
+}))
+
+/** Blynk sessions for devices and apps, with the user actors they talk to. */
+const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
+  BlynkEndpoints.layer.pipe(
+    Layer.provide(SessionEnv.layer({
+      messageQuota: config.messageQuota,
+      hardwareIdleSeconds: config.hardwareIdleSeconds,
+      appIdleSeconds: config.appIdleSeconds
+    })),
+    Layer.provide(Directory.layer)
   )))
+
+/** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
+const HttpLayer = HttpRouter.serve(HealthRoute).pipe(
+  Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
+  Layer.provide(SessionsLayer),
+  Layer.provide(layerHttpHandoff),
+  Layer.provide(NodeHttpServer.layerHttpServices)
+)
 
 /** The migrated event store on the configured database. */
 const StoreLayer = EventStoreLayer.pipe(Layer.provide(Migrated), Layer.provideMerge(DatabaseLayer))

@@ -52,6 +52,8 @@ export interface ActorRef<M> {
   readonly name: string
   /** Enqueues a message; false when the mailbox is full (the message is dropped) or the actor is stopped. Never blocks. */
   readonly tell: (message: M) => Effect.Effect<boolean>
+  /** `tell` as a plain call, for socket callbacks on the hot path. */
+  readonly offer: (message: M) => boolean
   /**
    * Makes a reply `Deferred`, enqueues the message `make` builds around it, and waits for the reply.
    * Waits for room while the mailbox is full (backpressure: the caller waits for the reply anyway;
@@ -164,6 +166,7 @@ export const make = <S, M, E, R>(
     return {
       name,
       tell: (message: M) => Effect.sync(() => Queue.offerUnsafe(mailbox, { message, abort: undefined })),
+      offer: (message: M) => Queue.offerUnsafe(mailbox, { message, abort: undefined }),
       ask,
       restarts: Ref.get(restarts),
       kill: Effect.suspend(() => (current === undefined ? Effect.void : Fiber.interrupt(current)))

@@ -7,6 +7,9 @@ import { Config, Option, Redacted, Schema } from "effect"
 /** A whole number of at least 1, given as text in the environment. */
 const Positive = (name: string) => Config.schema(Schema.NumberFromString.pipe(Schema.decodeTo(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))), name)
 
+/** A whole number of at least 0. */
+const NonNegative = (name: string) => Config.schema(Schema.NumberFromString.pipe(Schema.decodeTo(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))), name)
+
 export const ServerConfig = Config.all({
   httpPort: Config.Port("PINLEDGER_HTTP_PORT").pipe(Config.withDefault(8080)),
   httpsPort: Config.Port("PINLEDGER_HTTPS_PORT").pipe(Config.withDefault(9443)),
@@ -18,7 +21,10 @@ export const ServerConfig = Config.all({
   databaseUrl: Config.Redacted("DATABASE_URL").pipe(Config.option),
   databasePoolSize: Positive("PINLEDGER_DB_POOL_SIZE").pipe(Config.withDefault(10)),
   groupCommitMaxBatch: Positive("PINLEDGER_GROUP_COMMIT_MAX_BATCH").pipe(Config.withDefault(500)),
-  groupCommitWriters: Positive("PINLEDGER_GROUP_COMMIT_WRITERS").pipe(Config.withDefault(2))
+  groupCommitWriters: Positive("PINLEDGER_GROUP_COMMIT_WRITERS").pipe(Config.withDefault(2)),
+  messageQuota: Positive("PINLEDGER_MESSAGE_QUOTA").pipe(Config.withDefault(100)),
+  hardwareIdleSeconds: NonNegative("PINLEDGER_HARDWARE_IDLE_SECONDS").pipe(Config.withDefault(10)),
+  appIdleSeconds: NonNegative("PINLEDGER_APP_IDLE_SECONDS").pipe(Config.withDefault(300))
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
 

@@ -1,9 +1,11 @@
 import { Schema } from "effect"
+import { type JsonObject, type Widget, widgetId, widgetType } from "./Widgets.ts"
 
 /**
- * The account and its configuration: the `user-<id>` stream (DESIGN.md). This first slice knows
- * registration, dashboards and devices with their tokens; widgets, sharing and the rest follow.
- * Pure: hashes, tokens and times are computed outside and come in the commands.
+ * The account and its configuration: the `user-<id>` stream (DESIGN.md). Registration,
+ * dashboards (their settings and widgets kept as the app's JSON), devices with their tokens,
+ * tags and activation. Pure: hashes, tokens and times are computed outside and come in the
+ * commands.
  */
 
 export const Email = Schema.String.check(
@@ -13,11 +15,13 @@ export const Email = Schema.String.check(
 export const AppName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{1,50}$/))
 export const DashId = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 2_147_483_647 }))
 export const DeviceId = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 99_999 }))
+export const TagId = Schema.Int.check(Schema.isBetween({ minimum: 100_000, maximum: 199_999 }))
 /** 24 random bytes, URL-safe Base64 (protocol.md §4.4); older 32-hex tokens match too. */
 export const Token = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{32}$/))
 /** A salted slow hash of the client's password hash, in the form the adapter writes. */
 export const PasswordHash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512))
 const Name = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(50))
+const Json = Schema.Record(Schema.String, Schema.Json)
 
 export class AccountRegistered extends Schema.TaggedClass<AccountRegistered>()("AccountRegistered", {
   email: Email,
@@ -26,17 +30,78 @@ export class AccountRegistered extends Schema.TaggedClass<AccountRegistered>()("
 }) {}
 export class DashboardCreated extends Schema.TaggedClass<DashboardCreated>()("DashboardCreated", {
   dashId: DashId,
-  name: Name
+  name: Name,
+  /** The dashboard's JSON without id, devices, widgets, tags and activation. */
+  settings: Schema.optional(Json),
+  widgets: Schema.optional(Schema.Array(Json))
+}) {}
+export class DashboardUpdated extends Schema.TaggedClass<DashboardUpdated>()("DashboardUpdated", {
+  dashId: DashId,
+  name: Name,
+  settings: Json,
+  widgets: Schema.Array(Json)
+}) {}
+export class ProjectSettingsUpdated extends Schema.TaggedClass<ProjectSettingsUpdated>()("ProjectSettingsUpdated", {
+  dashId: DashId,
+  name: Name,
+  settings: Json
+}) {}
+export class DashboardDeleted extends Schema.TaggedClass<DashboardDeleted>()("DashboardDeleted", { dashId: DashId }) {}
+export class DashboardActivated extends Schema.TaggedClass<DashboardActivated>()("DashboardActivated", { dashId: DashId }) {}
+export class DashboardDeactivated extends Schema.TaggedClass<DashboardDeactivated>()("DashboardDeactivated", {
+  dashId: DashId
 }) {}
 export class DeviceCreated extends Schema.TaggedClass<DeviceCreated>()("DeviceCreated", {
   dashId: DashId,
   deviceId: DeviceId,
   name: Name,
   boardType: Name,
-  token: Token
+  token: Token,
+  /** What else the app sent (vendor, connectionType, iconName...), kept for its JSON view. */
+  extra: Schema.optional(Json)
 }) {}
+export class DeviceUpdated extends Schema.TaggedClass<DeviceUpdated>()("DeviceUpdated", {
+  dashId: DashId,
+  deviceId: DeviceId,
+  name: Name,
+  boardType: Name,
+  extra: Json
+}) {}
+export class DeviceDeleted extends Schema.TaggedClass<DeviceDeleted>()("DeviceDeleted", {
+  dashId: DashId,
+  deviceId: DeviceId
+}) {}
+export class WidgetCreated extends Schema.TaggedClass<WidgetCreated>()("WidgetCreated", { dashId: DashId, widget: Json }) {}
+export class WidgetUpdated extends Schema.TaggedClass<WidgetUpdated>()("WidgetUpdated", { dashId: DashId, widget: Json }) {}
+export class WidgetDeleted extends Schema.TaggedClass<WidgetDeleted>()("WidgetDeleted", {
+  dashId: DashId,
+  widgetId: Schema.Number
+}) {}
+export class TagSaved extends Schema.TaggedClass<TagSaved>()("TagSaved", {
+  dashId: DashId,
+  tagId: TagId,
+  name: Schema.String,
+  deviceIds: Schema.Array(DeviceId)
+}) {}
+export class TagDeleted extends Schema.TaggedClass<TagDeleted>()("TagDeleted", { dashId: DashId, tagId: TagId }) {}
 
-export const AccountEvent = Schema.Union([AccountRegistered, DashboardCreated, DeviceCreated])
+export const AccountEvent = Schema.Union([
+  AccountRegistered,
+  DashboardCreated,
+  DashboardUpdated,
+  ProjectSettingsUpdated,
+  DashboardDeleted,
+  DashboardActivated,
+  DashboardDeactivated,
+  DeviceCreated,
+  DeviceUpdated,
+  DeviceDeleted,
+  WidgetCreated,
+  WidgetUpdated,
+  WidgetDeleted,
+  TagSaved,
+  TagDeleted
+])
 export type AccountEvent = typeof AccountEvent.Type
 
 export interface Device {
@@ -44,11 +109,21 @@ export interface Device {
   readonly name: string
   readonly boardType: string
   readonly token: string
+  readonly extra: JsonObject
+}
+export interface Tag {
+  readonly id: number
+  readonly name: string
+  readonly deviceIds: ReadonlyArray<number>
 }
 export interface Dashboard {
   readonly id: number
   readonly name: string
+  readonly settings: JsonObject
+  readonly widgets: ReadonlyArray<Widget>
   readonly devices: ReadonlyArray<Device>
+  readonly tags: ReadonlyArray<Tag>
+  readonly isActive: boolean
 }
 export interface Account {
   readonly email: string
@@ -59,21 +134,66 @@ export interface Account {
 /** `undefined` until the account is registered. */
 export type AccountState = Account | undefined
 
+export interface NewDevice {
+  readonly deviceId: number
+  readonly name: string
+  readonly boardType: string
+  readonly token: string
+  readonly extra?: JsonObject
+}
+
 export type AccountCommand =
   | { readonly _tag: "Register"; readonly email: string; readonly appName: string; readonly passwordHash: string }
-  | { readonly _tag: "CreateDashboard"; readonly dashId: number; readonly name: string }
   | {
-    readonly _tag: "CreateDevice"
+    readonly _tag: "CreateDashboard"
+    readonly dashId: number
+    readonly name: string
+    readonly settings?: JsonObject
+    readonly widgets?: ReadonlyArray<Widget>
+    readonly devices?: ReadonlyArray<NewDevice>
+  }
+  | {
+    readonly _tag: "UpdateDashboard"
+    readonly dashId: number
+    readonly name: string
+    readonly settings: JsonObject
+    readonly widgets: ReadonlyArray<Widget>
+  }
+  | { readonly _tag: "UpdateProjectSettings"; readonly dashId: number; readonly name: string; readonly settings: JsonObject }
+  | { readonly _tag: "DeleteDashboard"; readonly dashId: number }
+  | { readonly _tag: "Activate"; readonly dashId: number }
+  /** No dashId: every active dashboard. */
+  | { readonly _tag: "Deactivate"; readonly dashId?: number }
+  | ({ readonly _tag: "CreateDevice"; readonly dashId: number } & NewDevice)
+  | {
+    readonly _tag: "UpdateDevice"
     readonly dashId: number
     readonly deviceId: number
     readonly name: string
     readonly boardType: string
-    readonly token: string
+    readonly extra: JsonObject
   }
+  | { readonly _tag: "DeleteDevice"; readonly dashId: number; readonly deviceId: number }
+  | { readonly _tag: "CreateWidget"; readonly dashId: number; readonly widget: Widget }
+  | { readonly _tag: "UpdateWidget"; readonly dashId: number; readonly widget: Widget }
+  | { readonly _tag: "DeleteWidget"; readonly dashId: number; readonly widgetId: number }
+  | { readonly _tag: "CreateTag"; readonly dashId: number; readonly tag: Tag }
+  | { readonly _tag: "UpdateTag"; readonly dashId: number; readonly tag: Tag }
+  | { readonly _tag: "DeleteTag"; readonly dashId: number; readonly tagId: number }
 
-/** Why a command was refused, with the Blynk status it maps to on the wire. */
+/** Why a command was refused; the adapter maps the reason to the Blynk status the command uses. */
 export class AccountRejected extends Schema.TaggedError<AccountRejected>()("AccountRejected", {
-  reason: Schema.Literals(["AlreadyRegistered", "NotRegistered", "DuplicateId", "UnknownDashboard", "InvalidInput"]),
+  reason: Schema.Literals([
+    "AlreadyRegistered",
+    "NotRegistered",
+    "DuplicateId",
+    "UnknownDashboard",
+    "UnknownDevice",
+    "UnknownWidget",
+    "UnknownTag",
+    "InvalidInput",
+    "NotAllowed"
+  ]),
   detail: Schema.String
 }) {
   override get message() {
@@ -88,7 +208,25 @@ const valid = <S extends Schema.Top>(schema: S, value: unknown) => Schema.is(sch
 /** Lower-cases the address part that identifies an account, as the reference server does. */
 export const normalizeEmail = (email: string) => email.trim().toLowerCase()
 
-export const decide = (state: AccountState, command: AccountCommand): ReadonlyArray<AccountEvent> | AccountRejected => {
+export const findDashboard = (state: AccountState, dashId: number) => state?.dashboards.find((d) => d.id === dashId)
+export const findDevice = (dash: Dashboard | undefined, deviceId: number) => dash?.devices.find((d) => d.id === deviceId)
+
+const validDevice = (d: NewDevice) =>
+  valid(DeviceId, d.deviceId) && valid(Name, d.name) && valid(Name, d.boardType) && valid(Token, d.token)
+
+const validWidget = (w: Widget) => Number.isSafeInteger(widgetId(w)) && widgetType(w) !== undefined
+
+type Decided = ReadonlyArray<AccountEvent> | AccountRejected
+
+const withDashboard = (state: AccountState, dashId: number, f: (account: Account, dash: Dashboard) => Decided): Decided => {
+  if (state === undefined) return reject("NotRegistered", "no such account")
+  const dash = findDashboard(state, dashId)
+  return dash === undefined ? reject("UnknownDashboard", `no dashboard ${dashId}`) : f(state, dash)
+}
+
+const allTokens = (state: Account) => new Set(state.dashboards.flatMap((d) => d.devices.map((v) => v.token)))
+
+export const decide = (state: AccountState, command: AccountCommand): Decided => {
   switch (command._tag) {
     case "Register": {
       if (state !== undefined) return reject("AlreadyRegistered", `${state.email} is already registered`)
@@ -99,44 +237,182 @@ export const decide = (state: AccountState, command: AccountCommand): ReadonlyAr
     }
     case "CreateDashboard": {
       if (state === undefined) return reject("NotRegistered", "no such account")
-      if (!valid(DashId, command.dashId) || !valid(Name, command.name)) return reject("InvalidInput", "bad dashboard")
-      if (state.dashboards.some((d) => d.id === command.dashId)) {
-        return reject("DuplicateId", `dashboard ${command.dashId} exists`)
-      }
-      return [new DashboardCreated({ dashId: command.dashId, name: command.name })]
+      if (!valid(DashId, command.dashId) || !valid(Name, command.name)) return reject("InvalidInput", "bad dashboard id or name")
+      if (findDashboard(state, command.dashId)) return reject("DuplicateId", `dashboard ${command.dashId} exists`)
+      const widgets = command.widgets ?? []
+      if (!widgets.every(validWidget)) return reject("InvalidInput", "a widget without a numeric id")
+      if (new Set(widgets.map(widgetId)).size !== widgets.length) return reject("DuplicateId", "two widgets with one id")
+      const devices = command.devices ?? []
+      if (!devices.every(validDevice)) return reject("InvalidInput", "bad device")
+      if (new Set(devices.map((d) => d.deviceId)).size !== devices.length) return reject("DuplicateId", "two devices with one id")
+      return [
+        new DashboardCreated({
+          dashId: command.dashId,
+          name: command.name,
+          ...(command.settings ? { settings: command.settings } : {}),
+          ...(widgets.length > 0 ? { widgets } : {})
+        }),
+        ...devices.map((d) => new DeviceCreated({ dashId: command.dashId, ...d }))
+      ]
     }
-    case "CreateDevice": {
+    case "UpdateDashboard":
+      return withDashboard(state, command.dashId, () => {
+        if (!valid(Name, command.name)) return reject("InvalidInput", "bad dashboard name")
+        if (!command.widgets.every(validWidget)) return reject("InvalidInput", "a widget without a numeric id")
+        const { _tag, ...rest } = command
+        return [new DashboardUpdated(rest)]
+      })
+    case "UpdateProjectSettings":
+      return withDashboard(state, command.dashId, () => {
+        if (!valid(Name, command.name)) return reject("InvalidInput", "bad dashboard name")
+        const { _tag, ...rest } = command
+        return [new ProjectSettingsUpdated(rest)]
+      })
+    case "DeleteDashboard":
+      return withDashboard(state, command.dashId, () => [new DashboardDeleted({ dashId: command.dashId })])
+    case "Activate":
+      return withDashboard(state, command.dashId, () => [new DashboardActivated({ dashId: command.dashId })])
+    case "Deactivate": {
       if (state === undefined) return reject("NotRegistered", "no such account")
-      const dash = state.dashboards.find((d) => d.id === command.dashId)
-      if (dash === undefined) return reject("UnknownDashboard", `no dashboard ${command.dashId}`)
-      if (
-        !valid(DeviceId, command.deviceId) || !valid(Name, command.name) || !valid(Name, command.boardType) ||
-        !valid(Token, command.token)
-      ) return reject("InvalidInput", "bad device")
-      if (dash.devices.some((d) => d.id === command.deviceId)) {
-        return reject("DuplicateId", `device ${command.deviceId} exists in dashboard ${command.dashId}`)
+      if (command.dashId === undefined) {
+        return state.dashboards.filter((d) => d.isActive).map((d) => new DashboardDeactivated({ dashId: d.id }))
       }
-      const { _tag, ...device } = command
-      return [new DeviceCreated(device)]
+      return withDashboard(state, command.dashId, () => [new DashboardDeactivated({ dashId: command.dashId! })])
     }
+    case "CreateDevice":
+      return withDashboard(state, command.dashId, (account, dash) => {
+        const { _tag, ...device } = command
+        if (!validDevice(device)) return reject("InvalidInput", "bad device")
+        if (findDevice(dash, command.deviceId)) {
+          return reject("DuplicateId", `device ${command.deviceId} exists in dashboard ${command.dashId}`)
+        }
+        if (allTokens(account).has(command.token)) return reject("DuplicateId", "token in use")
+        return [new DeviceCreated(device)]
+      })
+    case "UpdateDevice":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        if (!findDevice(dash, command.deviceId)) return reject("UnknownDevice", `no device ${command.deviceId}`)
+        if (!valid(Name, command.name) || !valid(Name, command.boardType)) return reject("InvalidInput", "bad device name")
+        const { _tag, ...rest } = command
+        return [new DeviceUpdated(rest)]
+      })
+    case "DeleteDevice":
+      return withDashboard(state, command.dashId, (_, dash) =>
+        findDevice(dash, command.deviceId)
+          ? [new DeviceDeleted({ dashId: command.dashId, deviceId: command.deviceId })]
+          : reject("UnknownDevice", `no device ${command.deviceId}`))
+    case "CreateWidget":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        if (!validWidget(command.widget)) return reject("InvalidInput", "a widget needs a numeric id and a type")
+        if (dash.widgets.some((w) => widgetId(w) === widgetId(command.widget))) {
+          return reject("DuplicateId", `widget ${widgetId(command.widget)} exists`)
+        }
+        return [new WidgetCreated({ dashId: command.dashId, widget: command.widget })]
+      })
+    case "UpdateWidget":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        const old = dash.widgets.find((w) => widgetId(w) === widgetId(command.widget))
+        if (old === undefined) return reject("UnknownWidget", `no widget ${widgetId(command.widget)}`)
+        if (widgetType(old) !== widgetType(command.widget)) return reject("InvalidInput", "a widget cannot change its type")
+        return [new WidgetUpdated({ dashId: command.dashId, widget: command.widget })]
+      })
+    case "DeleteWidget":
+      return withDashboard(state, command.dashId, (_, dash) =>
+        dash.widgets.some((w) => widgetId(w) === command.widgetId)
+          ? [new WidgetDeleted({ dashId: command.dashId, widgetId: command.widgetId })]
+          : reject("UnknownWidget", `no widget ${command.widgetId}`))
+    case "CreateTag":
+    case "UpdateTag":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        const { tag } = command
+        if (!valid(TagId, tag.id) || typeof tag.name !== "string" || !tag.deviceIds.every((id) => valid(DeviceId, id))) {
+          return reject("InvalidInput", "bad tag")
+        }
+        const exists = dash.tags.some((t) => t.id === tag.id)
+        if (command._tag === "CreateTag" && exists) return reject("DuplicateId", `tag ${tag.id} exists`)
+        if (command._tag === "UpdateTag" && !exists) return reject("UnknownTag", `no tag ${tag.id}`)
+        return [new TagSaved({ dashId: command.dashId, tagId: tag.id, name: tag.name, deviceIds: [...tag.deviceIds] })]
+      })
+    case "DeleteTag":
+      return withDashboard(state, command.dashId, (_, dash) =>
+        dash.tags.some((t) => t.id === command.tagId)
+          ? [new TagDeleted({ dashId: command.dashId, tagId: command.tagId })]
+          : reject("UnknownTag", `no tag ${command.tagId}`))
   }
 }
+
+const mapDash = (state: AccountState, dashId: number, f: (d: Dashboard) => Dashboard): AccountState =>
+  state && { ...state, dashboards: state.dashboards.map((d) => (d.id === dashId ? f(d) : d)) }
 
 export const evolve = (state: AccountState, event: AccountEvent): AccountState => {
   switch (event._tag) {
     case "AccountRegistered":
       return { email: event.email, appName: event.appName, passwordHash: event.passwordHash, dashboards: [] }
     case "DashboardCreated":
-      return state && { ...state, dashboards: [...state.dashboards, { id: event.dashId, name: event.name, devices: [] }] }
-    case "DeviceCreated":
       return state && {
         ...state,
-        dashboards: state.dashboards.map((d) =>
-          d.id !== event.dashId
-            ? d
-            : { ...d, devices: [...d.devices, { id: event.deviceId, name: event.name, boardType: event.boardType, token: event.token }] }
-        )
+        dashboards: [...state.dashboards, {
+          id: event.dashId,
+          name: event.name,
+          settings: event.settings ?? {},
+          widgets: event.widgets ?? [],
+          devices: [],
+          tags: [],
+          isActive: false
+        }]
       }
+    case "DashboardUpdated":
+      return mapDash(state, event.dashId, (d) => ({ ...d, name: event.name, settings: event.settings, widgets: event.widgets }))
+    case "ProjectSettingsUpdated":
+      return mapDash(state, event.dashId, (d) => ({ ...d, name: event.name, settings: event.settings }))
+    case "DashboardDeleted":
+      return state && { ...state, dashboards: state.dashboards.filter((d) => d.id !== event.dashId) }
+    case "DashboardActivated":
+      return mapDash(state, event.dashId, (d) => ({ ...d, isActive: true }))
+    case "DashboardDeactivated":
+      return mapDash(state, event.dashId, (d) => ({ ...d, isActive: false }))
+    case "DeviceCreated":
+      return mapDash(state, event.dashId, (d) => ({
+        ...d,
+        devices: [...d.devices, {
+          id: event.deviceId,
+          name: event.name,
+          boardType: event.boardType,
+          token: event.token,
+          extra: event.extra ?? {}
+        }]
+      }))
+    case "DeviceUpdated":
+      return mapDash(state, event.dashId, (d) => ({
+        ...d,
+        devices: d.devices.map((v) =>
+          v.id === event.deviceId ? { ...v, name: event.name, boardType: event.boardType, extra: event.extra } : v
+        )
+      }))
+    case "DeviceDeleted":
+      return mapDash(state, event.dashId, (d) => ({
+        ...d,
+        devices: d.devices.filter((v) => v.id !== event.deviceId),
+        tags: d.tags.map((t) => ({ ...t, deviceIds: t.deviceIds.filter((id) => id !== event.deviceId) }))
+      }))
+    case "WidgetCreated":
+      return mapDash(state, event.dashId, (d) => ({ ...d, widgets: [...d.widgets, event.widget] }))
+    case "WidgetUpdated":
+      return mapDash(state, event.dashId, (d) => ({
+        ...d,
+        widgets: d.widgets.map((w) => (widgetId(w) === widgetId(event.widget) ? event.widget : w))
+      }))
+    case "WidgetDeleted":
+      return mapDash(state, event.dashId, (d) => ({ ...d, widgets: d.widgets.filter((w) => widgetId(w) !== event.widgetId) }))
+    case "TagSaved": {
+      const tag = { id: event.tagId, name: event.name, deviceIds: event.deviceIds }
+      return mapDash(state, event.dashId, (d) => ({
+        ...d,
+        tags: d.tags.some((t) => t.id === tag.id) ? d.tags.map((t) => (t.id === tag.id ? tag : t)) : [...d.tags, tag]
+      }))
+    }
+    case "TagDeleted":
+      return mapDash(state, event.dashId, (d) => ({ ...d, tags: d.tags.filter((t) => t.id !== event.tagId) }))
   }
 }
 

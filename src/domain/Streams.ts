@@ -7,3 +7,7 @@ import { normalizeEmail } from "./Account.ts"
  */
 export const accountStream = (email: string, appName: string): string =>
   `user-${createHash("sha256").update(`${normalizeEmail(email)}\u0000${appName}`).digest("hex").slice(0, 40)}`
+
+/** A device's stream: its account's digest, its dashboard and its id (ids are per dashboard). */
+export const deviceStream = (accountStreamId: string, dashId: number, deviceId: number): string =>
+  `device-${accountStreamId.slice("user-".length)}-${dashId}-${deviceId}`

@@ -52,6 +52,22 @@ export const migrations: ReadonlyArray<Migration> = [
         account_stream text NOT NULL,
         dash_id integer NOT NULL,
         device_id integer NOT NULL
+      )`,
+      `CREATE INDEX pl_device_tokens_device ON pl_device_tokens (account_stream, dash_id, device_id)`
+    ]
+  },
+  {
+    version: 3,
+    name: "pin state",
+    statements: [
+      // Written in the append's transaction (projections/PinState.ts): after a restart, kill -9
+      // included, a user actor starts from here with every acknowledged write.
+      `CREATE TABLE pl_pin_state (
+        account_stream text NOT NULL,
+        pin_key text NOT NULL,
+        vals jsonb NOT NULL,
+        position bigint NOT NULL,
+        PRIMARY KEY (account_stream, pin_key)
       )`
     ]
   }

@@ -56,7 +56,15 @@ describe("account decider", () => {
       { _tag: "CreateDevice", dashId: 1, deviceId: 1, name: "Short", boardType: "ESP32", token: "abc" }
     ])
     expect(rejected.map((r) => r.reason)).toEqual(["DuplicateId", "DuplicateId", "UnknownDashboard", "InvalidInput"])
-    expect(state?.dashboards).toEqual([{ id: 1, name: "Home", devices: [{ id: 0, name: "Kitchen", boardType: "ESP32", token: token(0) }] }])
+    expect(state?.dashboards).toEqual([{
+      id: 1,
+      name: "Home",
+      settings: {},
+      widgets: [],
+      tags: [],
+      isActive: false,
+      devices: [{ id: 0, name: "Kitchen", boardType: "ESP32", token: token(0), extra: {} }]
+    }])
   })
 
   it("the state rebuilt from the events equals the state built while deciding", () => {

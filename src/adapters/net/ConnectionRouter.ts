@@ -24,7 +24,15 @@ export type Serve = Parameters<typeof HttpServer.make>[0]["serve"]
 export class HttpHandoff extends Context.Service<HttpHandoff, {
   readonly http: Http.Server
   readonly serve: Serve
+  /**
+   * WebSocket endpoints served outside the HTTP app (the Blynk `/websockets` and `/dashws`): the
+   * first prefix that a request path starts with takes the upgraded socket.
+   */
+  readonly webSockets: Map<string, WebSocketEndpoint>
 }>()("pinledger/net/HttpHandoff") {}
+
+/** Takes an accepted WebSocket; `secure` says whether it came over the TLS port. */
+export type WebSocketEndpoint = (ws: NodeWS.WebSocket, request: Http.IncomingMessage, secure: boolean) => void
 
 /** A fresh `http.Server` with request and WebSocket-upgrade handling from `@effect/platform-node`. */
 export const layerHttpHandoff: Layer.Layer<HttpHandoff> = Layer.effect(
@@ -38,6 +46,19 @@ export const layerHttpHandoff: Layer.Layer<HttpHandoff> = Layer.effect(
       Effect.sync(() => new NodeWS.WebSocketServer({ noServer: true })),
       (wss) => Effect.callback<void>((resume) => wss.close(() => resume(Effect.void)))
     )
+    const webSockets = new Map<string, WebSocketEndpoint>()
+    let appUpgrade: ((request: Http.IncomingMessage, socket: Net.Socket, head: Buffer) => void) | undefined
+    const dispatchUpgrade = (request: Http.IncomingMessage, socket: Net.Socket, head: Buffer) => {
+      const path = (request.url ?? "/").split("?")[0]!
+      for (const [prefix, endpoint] of webSockets) {
+        if (!path.startsWith(prefix)) continue
+        const secure = (socket as Net.Socket & { encrypted?: boolean }).encrypted === true
+        return wss.handleUpgrade(request, socket, head, (ws) => endpoint(ws, request, secure))
+      }
+      if (appUpgrade) return appUpgrade(request, socket, head)
+      socket.destroy()
+    }
+    http.on("upgrade", dispatchUpgrade)
     const serve: Serve = (httpApp, middleware) =>
       Effect.gen(function*() {
         const serveScope = yield* Effect.scope
@@ -48,16 +69,16 @@ export const layerHttpHandoff: Layer.Layer<HttpHandoff> = Layer.effect(
           scope: handlerScope
         })
         http.on("request", handler)
-        http.on("upgrade", upgrade)
+        appUpgrade = upgrade
         yield* Scope.addFinalizer(
           serveScope,
           Effect.sync(() => {
             http.off("request", handler)
-            http.off("upgrade", upgrade)
+            appUpgrade = undefined
           })
         )
       })
-    return { http, serve }
+    return { http, serve, webSockets }
   })
 )
 

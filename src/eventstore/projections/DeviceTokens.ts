@@ -1,6 +1,6 @@
 import { Effect, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { DeviceCreated } from "../../domain/Account.ts"
+import { DashboardDeleted, DeviceCreated, DeviceDeleted } from "../../domain/Account.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
 
 /** Where a device token leads: the account's stream and the device in it. */
@@ -10,28 +10,38 @@ export interface TokenOwner {
   readonly deviceId: number
 }
 
-const decodeDeviceCreated = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceCreated))
+const decodeCreated = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceCreated))
+const decodeDeviceDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceDeleted))
+const decodeDashboardDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DashboardDeleted))
 
 /**
  * token → device, kept in the transaction of the events that change it, so a hardware login
- * finds a device the moment its creation is acknowledged (and, with the events that retire
- * tokens, stops finding an old one at once). A token already taken makes the append fail.
+ * finds a device the moment its creation is acknowledged and stops finding a deleted one at
+ * once. A token already taken makes the append fail. Events are applied in log order.
  */
 export const DeviceTokens: InlineProjection = {
   name: "device-tokens",
-  types: new Set(["DeviceCreated"]),
+  types: new Set(["DeviceCreated", "DeviceDeleted", "DashboardDeleted"]),
   apply: (events) =>
     Effect.gen(function*() {
       const sql = yield* SqlClient
-      const rows = events.flatMap((e) =>
-        Option.match(decodeDeviceCreated(e.data), {
-          onNone: () => [],
-          onSome: (d) => [[d.token, e.streamId, d.dashId, d.deviceId]]
-        })
-      )
-      if (rows.length === 0) return
-      yield* sql`INSERT INTO pl_device_tokens (token, account_stream, dash_id, device_id)
-        SELECT r->>0, r->>1, (r->>2)::int, (r->>3)::int FROM json_array_elements(${JSON.stringify(rows)}::json) AS t(r)`
+      for (const e of events) {
+        if (e.type === "DeviceCreated") {
+          const d = Option.getOrUndefined(decodeCreated(e.data))
+          if (d === undefined) continue
+          yield* sql`INSERT INTO pl_device_tokens (token, account_stream, dash_id, device_id)
+            VALUES (${d.token}, ${e.streamId}, ${d.dashId}, ${d.deviceId})`
+        } else if (e.type === "DeviceDeleted") {
+          const d = Option.getOrUndefined(decodeDeviceDeleted(e.data))
+          if (d === undefined) continue
+          yield* sql`DELETE FROM pl_device_tokens
+            WHERE account_stream = ${e.streamId} AND dash_id = ${d.dashId} AND device_id = ${d.deviceId}`
+        } else if (e.type === "DashboardDeleted") {
+          const d = Option.getOrUndefined(decodeDashboardDeleted(e.data))
+          if (d === undefined) continue
+          yield* sql`DELETE FROM pl_device_tokens WHERE account_stream = ${e.streamId} AND dash_id = ${d.dashId}`
+        }
+      }
     })
 }
 

@@ -1,0 +1,106 @@
+import { Cause, Effect, Exit } from "effect"
+import { DeviceEvent, PinsWritten, type PinWrite, type Source } from "../domain/Pins.ts"
+import type { Metadata } from "../eventstore/Event.ts"
+import * as EventCodec from "../eventstore/EventCodec.ts"
+import type { EventStore } from "../eventstore/EventStore.ts"
+
+const codec = EventCodec.typed(EventCodec.make(DeviceEvent))
+
+export type Entry =
+  | { readonly _tag: "Write"; readonly dashId: number; readonly deviceId: number; readonly source: Source; readonly write: PinWrite; readonly metadata: Metadata }
+  | { readonly _tag: "Event"; readonly event: DeviceEvent; readonly metadata: Metadata }
+
+/** Runs an append in the background and calls back with its exit. */
+export type Runner = (effect: Effect.Effect<unknown, unknown, EventStore>, done: (exit: Exit.Exit<unknown, unknown>) => void) => void
+
+interface StreamQueue {
+  pending: Array<Entry>
+  inFlight: boolean
+}
+
+/** Most writes in one event; a longer run is split. */
+const MAX_WRITES = 1000
+
+/**
+ * Appends what devices do to their streams without making anyone wait: at most one append per
+ * stream is in flight, and what arrives meanwhile goes into the next one, consecutive writes as
+ * one `PinsWritten`. So at low load every write is its own event, committed within the group
+ * commit's window, and under load the events grow instead of the queue. Order per stream is
+ * kept; an append the store refuses for a passing reason is retried, nothing is dropped.
+ */
+export class DeviceLog {
+  readonly #streams = new Map<string, StreamQueue>()
+  readonly #run: Runner
+  readonly #retryMillis: number
+  #idle: Array<() => void> = []
+
+  constructor(run: Runner, retryMillis = 1000) {
+    this.#run = run
+    this.#retryMillis = retryMillis
+  }
+
+  push(stream: string, entry: Entry) {
+    let queue = this.#streams.get(stream)
+    if (queue === undefined) {
+      queue = { pending: [], inFlight: false }
+      this.#streams.set(stream, queue)
+    }
+    queue.pending.push(entry)
+    if (!queue.inFlight) this.#flush(stream, queue)
+  }
+
+  /** Resolves once nothing is pending or in flight (for shutdown and tests). */
+  readonly idle: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    if (this.#streams.size === 0) resume(Effect.void)
+    else this.#idle.push(() => resume(Effect.void))
+  })
+
+  #flush(stream: string, queue: StreamQueue) {
+    const entries = queue.pending
+    queue.pending = []
+    queue.inFlight = true
+    const events = toEvents(entries)
+    this.#run(codec.append(stream, "any", events, entries[0]!.metadata), (exit) => {
+      if (Exit.isFailure(exit)) {
+        queue.pending = [...entries, ...queue.pending]
+        Effect.runFork(Effect.logError(`device log: append to ${stream} failed, retrying`, Cause.pretty(exit.cause)))
+        setTimeout(() => this.#flush(stream, queue), this.#retryMillis)
+        return
+      }
+      if (queue.pending.length > 0) return this.#flush(stream, queue)
+      queue.inFlight = false
+      this.#streams.delete(stream)
+      if (this.#streams.size === 0) {
+        const waiting = this.#idle
+        this.#idle = []
+        for (const resume of waiting) resume()
+      }
+    })
+  }
+}
+
+const toEvents = (entries: ReadonlyArray<Entry>): Array<DeviceEvent> => {
+  const events: Array<DeviceEvent> = []
+  let run: { dashId: number; deviceId: number; source: Source; writes: Array<PinWrite> } | undefined
+  const close = () => {
+    if (run) events.push(new PinsWritten(run))
+    run = undefined
+  }
+  for (const entry of entries) {
+    if (entry._tag === "Event") {
+      close()
+      events.push(entry.event)
+      continue
+    }
+    if (
+      run === undefined || run.dashId !== entry.dashId || run.deviceId !== entry.deviceId || run.source !== entry.source ||
+      run.writes.length >= MAX_WRITES
+    ) {
+      close()
+      run = { dashId: entry.dashId, deviceId: entry.deviceId, source: entry.source, writes: [] }
+    }
+    run.writes.push(entry.write)
+  }
+  close()
+  return events
+}

@@ -1,0 +1,68 @@
+/**
+ * What a user actor says to the connections of its account. Sessions (in the adapters) encode
+ * these into frames; the actor knows no socket and no command code. `send` never throws and
+ * never blocks: a session that cannot write drops or closes on its own.
+ */
+
+/** Status of an answer, by meaning; the adapter maps it to the wire code (protocol.md §1.3). */
+export type Status =
+  | "ok"
+  | "quotaLimit"
+  | "illegalCommand"
+  | "notRegistered"
+  | "alreadyRegistered"
+  | "notAuthenticated"
+  | "notAllowed"
+  | "deviceNotInNetwork"
+  | "noActiveDashboard"
+  | "invalidToken"
+  | "illegalCommandBody"
+  | "noData"
+  | "serverError"
+
+export type DeviceNotice =
+  /** A write for the device: the hardware body (`vw 1 5`), answered id or the app's id. */
+  | { readonly _tag: "Write"; readonly id: number; readonly body: Uint8Array }
+  /** `pm` pairs (protocol.md §2.2), sent with id 1. */
+  | { readonly _tag: "PinModes"; readonly modes: ReadonlyArray<string> }
+  | { readonly _tag: "Status"; readonly id: number; readonly status: Status }
+  | { readonly _tag: "Close"; readonly reason: string }
+
+export type AppNotice =
+  /** A device wrote: HARDWARE `dashId-deviceId` + body, with the device's id. */
+  | { readonly _tag: "DeviceWrite"; readonly id: number; readonly dashId: number; readonly deviceId: number; readonly body: Uint8Array }
+  /** Another app of the account wrote: APP_SYNC with that app's whole body and id. */
+  | { readonly _tag: "AppWrite"; readonly id: number; readonly body: Uint8Array }
+  | { readonly _tag: "Connected"; readonly id: number; readonly dashId: number; readonly deviceId: number }
+  | { readonly _tag: "Offline"; readonly dashId: number; readonly deviceId: number }
+  | { readonly _tag: "Activated"; readonly id: number; readonly dashId: number }
+  | { readonly _tag: "Deactivated"; readonly id: number; readonly dashId: number | undefined }
+  /** A stored value, as app sync sends it (id 1111): `dashId-deviceId <t>w pin values...`. */
+  | { readonly _tag: "Sync"; readonly id: number; readonly dashId: number; readonly deviceId: number; readonly fields: ReadonlyArray<string> }
+  | {
+    readonly _tag: "Property"
+    readonly id: number
+    readonly dashId: number
+    readonly deviceId: number
+    readonly pin: number
+    readonly property: string
+    readonly value: string
+  }
+  | { readonly _tag: "Status"; readonly id: number; readonly status: Status }
+  /** An answer the adapter built itself (its command and body); the actor only orders it. */
+  | { readonly _tag: "Reply"; readonly command: number; readonly id: number; readonly body: Uint8Array }
+  | { readonly _tag: "Close"; readonly reason: string }
+
+export interface DevicePeer {
+  readonly dashId: number
+  readonly deviceId: number
+  readonly remote: string
+  readonly session: string
+  readonly send: (notice: DeviceNotice) => void
+}
+
+export interface AppPeer {
+  readonly remote: string
+  readonly session: string
+  readonly send: (notice: AppNotice) => void
+}

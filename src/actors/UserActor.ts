@@ -1,0 +1,447 @@
+import { Deferred, Effect } from "effect"
+import type { SqlClient } from "effect/sql/SqlClient"
+import {
+  type Account,
+  type AccountCommand,
+  type AccountEvent,
+  AccountRejected,
+  type AccountState,
+  type Dashboard,
+  decide,
+  evolve,
+  findDashboard,
+  findDevice
+} from "../domain/Account.ts"
+import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, type PinType } from "../domain/Pins.ts"
+import { deviceStream } from "../domain/Streams.ts"
+import { pinModes, widgetId } from "../domain/Widgets.ts"
+import { WrongExpectedVersion } from "../eventstore/Errors.ts"
+import type { Metadata } from "../eventstore/Event.ts"
+import * as EventCodec from "../eventstore/EventCodec.ts"
+import type { EventStore } from "../eventstore/EventStore.ts"
+import { loadPinState } from "../eventstore/projections/PinState.ts"
+import * as Actor from "./Actor.ts"
+import * as AccountLog from "./AccountLog.ts"
+import { DeviceLog } from "./DeviceLog.ts"
+import type { AppNotice, AppPeer, DevicePeer } from "./Peer.ts"
+import { AccountEvent as AccountEventSchema } from "../domain/Account.ts"
+
+/** What a user actor holds: the account as its stream says, and the last value of every pin. */
+export interface UserState {
+  readonly account: AccountState
+  readonly version: number
+  readonly pins: PinValues
+}
+
+/** What the actor answers to `Read`: a copy of its state plus who is online. */
+export interface UserView extends UserState {
+  /** `dashId-deviceId` of every device with at least one socket. */
+  readonly online: ReadonlySet<string>
+  readonly apps: number
+}
+
+export type ExecuteResult = { readonly account: Account; readonly events: ReadonlyArray<AccountEvent> }
+
+export type UserMessage =
+  | { readonly _tag: "DeviceLogin"; readonly peer: DevicePeer; readonly id: number; readonly reply: Deferred.Deferred<boolean> }
+  | { readonly _tag: "DeviceLogout"; readonly peer: DevicePeer }
+  | { readonly _tag: "DeviceWrite"; readonly peer: DevicePeer; readonly id: number; readonly write: PinWrite; readonly body: Uint8Array }
+  | {
+    readonly _tag: "DeviceSync"
+    readonly peer: DevicePeer
+    readonly id: number
+    readonly pins: ReadonlyArray<{ readonly pinType: PinType; readonly pin: number }> | undefined
+  }
+  | {
+    readonly _tag: "DeviceProperty"
+    readonly peer: DevicePeer
+    readonly id: number
+    readonly pin: number
+    readonly property: string
+    readonly value: string
+  }
+  | { readonly _tag: "AppAttach"; readonly peer: AppPeer; readonly reply: Deferred.Deferred<boolean> }
+  | { readonly _tag: "AppDetach"; readonly peer: AppPeer }
+  | {
+    readonly _tag: "AppWrite"
+    readonly peer: AppPeer
+    readonly id: number
+    readonly dashId: number
+    readonly targetId: number
+    /** Undefined for operations that are forwarded but change no value. */
+    readonly write: PinWrite | undefined
+    /** The body for the device: the app's body without its target. */
+    readonly body: Uint8Array
+    /** The app's whole body, for the account's other apps. */
+    readonly fullBody: Uint8Array
+  }
+  | { readonly _tag: "AppSync"; readonly peer: AppPeer; readonly id: number; readonly dashId: number; readonly deviceId: number | undefined }
+  | {
+    readonly _tag: "Execute"
+    readonly peer: AppPeer | undefined
+    readonly id: number
+    readonly commands: (state: AccountState) => ReadonlyArray<AccountCommand>
+    readonly metadata: Metadata
+    /** The answer to the peer once committed (the adapter encodes it); undefined sends OK. */
+    readonly answer: (result: ExecuteResult) => AppNotice | undefined
+    readonly reply: Deferred.Deferred<ExecuteResult, AccountRejected>
+  }
+  | { readonly _tag: "Read"; readonly reply: Deferred.Deferred<UserView> }
+
+export interface UserActor {
+  readonly stream: string
+  readonly ref: Actor.ActorRef<UserMessage>
+  /** Resolves when every device event handed to the log so far is committed. */
+  readonly flushed: Effect.Effect<void>
+}
+
+const SYNC_ID = 1111
+const accountLog = EventCodec.typed(EventCodec.make(AccountEventSchema))
+
+const deviceKey = (dashId: number, deviceId: number) => `${dashId}-${deviceId}`
+
+const metadataOf = (peer: { readonly remote: string; readonly session: string }, actor: string): Metadata => ({
+  actor,
+  session: peer.session,
+  remoteAddress: peer.remote,
+  time: new Date().toISOString()
+})
+
+const flag = (dash: Dashboard, name: string) => dash.settings[name] === true
+
+/**
+ * The single writer of an account's streams (DESIGN.md). Sessions tell it what their sockets
+ * said; it decides, appends, evolves, and tells the sessions what changed. The sessions of the
+ * account are kept outside the state, so a restarted actor (rebuilt from the log) still knows
+ * who is connected.
+ */
+export const make = (stream: string) =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<EventStore | SqlClient>()
+    const runCallback = Effect.runCallbackWith(context)
+    const deviceLog = new DeviceLog((effect, done) => {
+      runCallback(effect, { onExit: done })
+    })
+    const devices = new Map<string, Set<DevicePeer>>()
+    const apps = new Set<AppPeer>()
+
+    const load = Effect.gen(function*() {
+      const { state, version } = yield* AccountLog.load(stream)
+      const pins = yield* loadPinState(stream)
+      return { account: state, version, pins } satisfies UserState
+    })
+
+    const toApps = (notice: AppNotice, except?: AppPeer) => {
+      for (const app of apps) if (app !== except) app.send(notice)
+    }
+    const socketsOf = (dashId: number, deviceId: number) => devices.get(deviceKey(dashId, deviceId))
+
+    const syncTo = (peer: AppPeer, state: UserState, dashId: number, deviceId: number | undefined) => {
+      for (const [key, values] of state.pins) {
+        const pin = parsePinKey(key)
+        if (pin !== undefined) {
+          if (pin.dashId !== dashId || (deviceId !== undefined && pin.deviceId !== deviceId)) continue
+          peer.send({
+            _tag: "Sync",
+            id: SYNC_ID,
+            dashId,
+            deviceId: pin.deviceId,
+            fields: [`${pin.pinType}w`, String(pin.pin), ...values]
+          })
+          continue
+        }
+        const prop = parsePropertyKey(key)
+        if (prop === undefined || prop.dashId !== dashId || (deviceId !== undefined && prop.deviceId !== deviceId)) continue
+        peer.send({ _tag: "Property", id: SYNC_ID, dashId, deviceId: prop.deviceId, pin: prop.pin, property: prop.property, value: values[0] ?? "" })
+      }
+    }
+
+    /** Runs commands through the decider and appends their events; a concurrent writer (the CLI) makes it reload and retry. */
+    const execute = (state: UserState, commands: (s: AccountState) => ReadonlyArray<AccountCommand>, metadata: Metadata) =>
+      Effect.gen(function*() {
+        let current = state
+        for (let attempt = 0;; attempt++) {
+          let next = current.account
+          const events: Array<AccountEvent> = []
+          for (const command of commands(current.account)) {
+            const decided = decide(next, command)
+            if (decided instanceof AccountRejected) return { state: current, result: decided }
+            for (const event of decided) {
+              events.push(event)
+              next = evolve(next, event)
+            }
+          }
+          if (events.length === 0) return { state: current, result: { account: next!, events } }
+          const appended = yield* accountLog.append(stream, current.version === 0 ? "noStream" : current.version, events, metadata).pipe(
+            Effect.catchIf((e): e is WrongExpectedVersion => e instanceof WrongExpectedVersion && attempt < 3, () => Effect.succeed(undefined))
+          )
+          if (appended === undefined) {
+            const reloaded = yield* AccountLog.load(stream)
+            current = { ...current, account: reloaded.state, version: reloaded.version }
+            continue
+          }
+          return {
+            state: { ...current, account: next, version: appended.version },
+            result: { account: next!, events }
+          }
+        }
+      })
+
+    /** What follows a committed command: sessions told, sockets of removed devices closed. */
+    const afterCommit = (before: UserState, after: UserState, events: ReadonlyArray<AccountEvent>, peer: AppPeer | undefined, id: number) => {
+      for (const event of events) {
+        switch (event._tag) {
+          case "DashboardActivated": {
+            const dash = findDashboard(after.account, event.dashId)
+            if (dash === undefined) break
+            for (const device of dash.devices) {
+              const sockets = socketsOf(dash.id, device.id)
+              const modes = pinModes(dash.widgets, device.id)
+              if (sockets && modes.length > 0) for (const s of sockets) s.send({ _tag: "PinModes", modes })
+            }
+            toApps({ _tag: "Activated", id, dashId: dash.id }, peer)
+            break
+          }
+          case "DashboardDeactivated":
+            toApps({ _tag: "Deactivated", id, dashId: event.dashId }, peer)
+            break
+          case "DeviceDeleted":
+            for (const s of socketsOf(event.dashId, event.deviceId) ?? []) s.send({ _tag: "Close", reason: "device deleted" })
+            break
+          case "DashboardDeleted":
+            for (const device of findDashboard(before.account, event.dashId)?.devices ?? []) {
+              for (const s of socketsOf(event.dashId, device.id) ?? []) s.send({ _tag: "Close", reason: "dashboard deleted" })
+            }
+            break
+          default:
+            break
+        }
+      }
+    }
+
+    const handle = (state: UserState, message: UserMessage): Effect.Effect<UserState, unknown, EventStore | SqlClient> => {
+      switch (message._tag) {
+        case "DeviceWrite": {
+          const { peer, write } = message
+          const dash = findDashboard(state.account, peer.dashId)
+          if (dash === undefined || !findDevice(dash, peer.deviceId)) return Effect.succeed(state)
+          const [t, pin, ...values] = write
+          state.pins.set(pinKey(peer.dashId, peer.deviceId, t, pin), values)
+          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
+            _tag: "Write",
+            dashId: peer.dashId,
+            deviceId: peer.deviceId,
+            source: "hardware",
+            write,
+            metadata: metadataOf(peer, "device")
+          })
+          if (dash.isActive) {
+            toApps({ _tag: "DeviceWrite", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId, body: message.body })
+          }
+          return Effect.succeed(state)
+        }
+        case "DeviceLogin": {
+          const { peer } = message
+          const dash = findDashboard(state.account, peer.dashId)
+          if (dash === undefined || !findDevice(dash, peer.deviceId)) {
+            return Effect.as(Deferred.succeed(message.reply, false), state)
+          }
+          const key = deviceKey(peer.dashId, peer.deviceId)
+          let sockets = devices.get(key)
+          if (sockets === undefined) devices.set(key, (sockets = new Set()))
+          sockets.add(peer)
+          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
+            _tag: "Event",
+            event: new DeviceConnected({ dashId: peer.dashId, deviceId: peer.deviceId, remote: peer.remote }),
+            metadata: metadataOf(peer, "device")
+          })
+          return Deferred.succeed(message.reply, true).pipe(Effect.andThen(Effect.sync(() => {
+            peer.send({ _tag: "Status", id: message.id, status: "ok" })
+            const modes = dash.isActive ? pinModes(dash.widgets, peer.deviceId) : []
+            if (modes.length > 0) peer.send({ _tag: "PinModes", modes })
+            toApps({ _tag: "Connected", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId })
+          })), Effect.as(state))
+        }
+        case "DeviceLogout": {
+          const { peer } = message
+          const key = deviceKey(peer.dashId, peer.deviceId)
+          const sockets = devices.get(key)
+          if (!sockets?.delete(peer)) return Effect.succeed(state)
+          if (sockets.size === 0) devices.delete(key)
+          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
+            _tag: "Event",
+            event: new DeviceDisconnected({ dashId: peer.dashId, deviceId: peer.deviceId, remote: peer.remote }),
+            metadata: metadataOf(peer, "device")
+          })
+          const dash = findDashboard(state.account, peer.dashId)
+          if (dash?.isActive && !flag(dash, "isNotificationsOff")) {
+            toApps({ _tag: "Offline", dashId: peer.dashId, deviceId: peer.deviceId })
+          }
+          return Effect.succeed(state)
+        }
+        case "DeviceSync": {
+          const { peer } = message
+          const send = (pinType: PinType, pin: number) => {
+            const values = state.pins.get(pinKey(peer.dashId, peer.deviceId, pinType, pin))
+            if (values === undefined) return
+            peer.send({ _tag: "Write", id: message.id, body: new TextEncoder().encode([`${pinType}w`, String(pin), ...values].join("\0")) })
+          }
+          if (message.pins !== undefined) {
+            for (const { pinType, pin } of message.pins) send(pinType, pin)
+          } else {
+            const prefix = `${peer.dashId}-${peer.deviceId}-`
+            for (const key of state.pins.keys()) {
+              const parsed = key.startsWith(prefix) ? parsePinKey(key) : undefined
+              if (parsed) send(parsed.pinType, parsed.pin)
+            }
+          }
+          return Effect.succeed(state)
+        }
+        case "DeviceProperty": {
+          const { peer } = message
+          const dash = findDashboard(state.account, peer.dashId)
+          if (dash === undefined) return Effect.succeed(state)
+          state.pins.set(`${peer.dashId}-${peer.deviceId}-v${message.pin}-${message.property}`, [message.value])
+          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
+            _tag: "Event",
+            event: new PropertySet({ dashId: peer.dashId, deviceId: peer.deviceId, pin: message.pin, property: message.property, value: message.value }),
+            metadata: metadataOf(peer, "device")
+          })
+          if (dash.isActive) {
+            toApps({
+              _tag: "Property",
+              id: message.id,
+              dashId: peer.dashId,
+              deviceId: peer.deviceId,
+              pin: message.pin,
+              property: message.property,
+              value: message.value
+            })
+          }
+          return Effect.succeed(state)
+        }
+        case "AppAttach":
+          if (state.account === undefined) return Effect.as(Deferred.succeed(message.reply, false), state)
+          apps.add(message.peer)
+          return Effect.as(Deferred.succeed(message.reply, true), state)
+        case "AppDetach":
+          apps.delete(message.peer)
+          return Effect.succeed(state)
+        case "AppWrite": {
+          const { peer } = message
+          const dash = findDashboard(state.account, message.dashId)
+          if (dash === undefined) {
+            peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
+            return Effect.succeed(state)
+          }
+          if (!dash.isActive) return Effect.succeed(state)
+          const targets = resolveTargets(dash, message.targetId, state.pins)
+          if (targets.length === 0) return Effect.succeed(state)
+          if (message.write !== undefined) {
+            const [t, pin, ...values] = message.write
+            for (const deviceId of targets) {
+              state.pins.set(pinKey(dash.id, deviceId, t, pin), values)
+              deviceLog.push(deviceStream(stream, dash.id, deviceId), {
+                _tag: "Write",
+                dashId: dash.id,
+                deviceId,
+                source: "app",
+                write: message.write,
+                metadata: metadataOf(peer, "app")
+              })
+            }
+          }
+          toApps({ _tag: "AppWrite", id: message.id, body: message.fullBody }, peer)
+          let online = 0
+          for (const deviceId of targets) {
+            for (const socket of socketsOf(dash.id, deviceId) ?? []) {
+              online++
+              socket.send({ _tag: "Write", id: message.id, body: message.body })
+            }
+          }
+          if (online === 0 && !flag(dash, "isNotificationsOff")) {
+            peer.send({ _tag: "Status", id: message.id, status: "deviceNotInNetwork" })
+          }
+          return Effect.succeed(state)
+        }
+        case "AppSync": {
+          const dash = findDashboard(state.account, message.dashId)
+          if (dash === undefined) {
+            message.peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
+            return Effect.succeed(state)
+          }
+          message.peer.send({ _tag: "Status", id: message.id, status: "ok" })
+          syncTo(message.peer, state, dash.id, message.deviceId)
+          return Effect.succeed(state)
+        }
+        case "Execute": {
+          const { peer } = message
+          return Effect.gen(function*() {
+            const { state: next, result } = yield* execute(state, message.commands, message.metadata)
+            if (result instanceof AccountRejected) {
+              yield* Deferred.fail(message.reply, result)
+              return next
+            }
+            const activated = result.events.find((e) => e._tag === "DashboardActivated")
+            if (peer !== undefined) {
+              if (activated !== undefined) {
+                // protocol.md §3.6: offline devices reported with id 1; no device online at all → 7.
+                const dash = findDashboard(next.account, activated.dashId)!
+                const online = dash.devices.filter((d) => socketsOf(dash.id, d.id) !== undefined)
+                if (online.length > 0) {
+                  for (const d of dash.devices) {
+                    if (socketsOf(dash.id, d.id) === undefined) peer.send({ _tag: "Status", id: 1, status: "deviceNotInNetwork" })
+                  }
+                }
+                peer.send({
+                  _tag: "Status",
+                  id: message.id,
+                  status: online.length > 0 || flag(dash, "isNotificationsOff") ? "ok" : "deviceNotInNetwork"
+                })
+              } else {
+                peer.send(message.answer(result) ?? { _tag: "Status", id: message.id, status: "ok" })
+              }
+            }
+            afterCommit(state, next, result.events, peer, message.id)
+            if (activated !== undefined) {
+              for (const app of apps) syncTo(app, next, activated.dashId, undefined)
+            }
+            yield* Deferred.succeed(message.reply, result)
+            return next
+          })
+        }
+        case "Read": {
+          const online = new Set(devices.keys())
+          return Effect.as(
+            Deferred.succeed(message.reply, { ...state, pins: new Map(state.pins), online, apps: apps.size }),
+            state
+          )
+        }
+      }
+    }
+
+    const ref = yield* Actor.make<UserState, UserMessage, unknown, EventStore | SqlClient>({
+      name: stream,
+      initial: load,
+      handle,
+      mailboxSize: 65_536
+    })
+    yield* Effect.addFinalizer(() => deviceLog.idle)
+    return { stream, ref, flushed: deviceLog.idle } satisfies UserActor
+  })
+
+/**
+ * The devices an app's write is for (protocol.md §2.5): a device id, a tag (100 000 up) or a
+ * device selector widget (200 000 up, its selected device).
+ */
+export const resolveTargets = (dash: Dashboard, targetId: number, pins: PinValues): ReadonlyArray<number> => {
+  if (targetId < 100_000) return findDevice(dash, targetId) ? [targetId] : []
+  if (targetId < 200_000) return dash.tags.find((t) => t.id === targetId)?.deviceIds ?? []
+  const selector = dash.widgets.find((w) => widgetId(w) === targetId)
+  if (selector === undefined) return []
+  const selected = pins.get(`selector-${dash.id}-${targetId}`)?.[0] ?? selector["value"]
+  const id = Number(selected)
+  return Number.isInteger(id) && findDevice(dash, id) ? [id] : []
+}
+
+

@@ -1,0 +1,615 @@
+import { Deferred, Effect, Exit } from "effect"
+import { deflateSync } from "node:zlib"
+import { Directory } from "../../actors/Directory.ts"
+import type { AppNotice, AppPeer, Status as StatusMeaning } from "../../actors/Peer.ts"
+import type { ExecuteResult, UserActor, UserView } from "../../actors/UserActor.ts"
+import {
+  type Account,
+  type AccountCommand,
+  AccountRejected,
+  type AccountState,
+  findDashboard,
+  findDevice,
+  type NewDevice,
+  normalizeEmail
+} from "../../domain/Account.ts"
+import { accountStream } from "../../domain/Streams.ts"
+import { isJsonObject, type JsonObject, widgetId } from "../../domain/Widgets.ts"
+import type { Metadata } from "../../eventstore/Event.ts"
+import { hashPassword, newToken, verifyPassword } from "../security/Passwords.ts"
+import { Command } from "./Command.ts"
+import { FloodMeter } from "./FloodMeter.ts"
+import { bodyFields, bodyText, encodeApp, encodeDashWs, type Frame, fromFields, type Message, response } from "./Frame.ts"
+import { appDecoder, decodeDashWs, type FrameDecoder } from "./FrameDecoder.ts"
+import { IllegalCommand, parseAppHardware } from "./HardwareBody.ts"
+import { dashJson, deviceJson, type Live, profileJson, projectSettingKeys, settingsOf, widgetWithValue } from "./ProfileJson.ts"
+import type { SessionEnv, Watched } from "./SessionEnv.ts"
+import { statusCode } from "./StatusCodes.ts"
+import type { Transport, TransportEvents } from "./Transport.ts"
+
+/** GET_ENERGY's answer: Pinledger has no energy economy, so every app sees plenty. */
+export const ENERGY = 1_000_000
+/** protocol.md §6.2: widget JSON 20 KB, dashboard JSON 256 KB. */
+const MAX_WIDGET_JSON = 20 * 1024
+const MAX_DASH_JSON = 256 * 1024
+const SYNC_ID = 1111
+const encoder = new TextEncoder()
+
+const rejectionStatus = (r: AccountRejected): StatusMeaning => {
+  switch (r.reason) {
+    case "AlreadyRegistered": return "alreadyRegistered"
+    case "NotRegistered": return "notRegistered"
+    case "DuplicateId":
+    case "NotAllowed":
+      return "notAllowed"
+    case "UnknownDevice": return "illegalCommandBody"
+    default: return "illegalCommand"
+  }
+}
+
+class BadRequest {
+  readonly status: StatusMeaning
+  constructor(status: StatusMeaning) {
+    this.status = status
+  }
+}
+
+const int = (text: string | undefined): number => {
+  if (text === undefined || !/^-?\d{1,10}$/.test(text.trim())) throw new BadRequest("illegalCommand")
+  return Number(text.trim())
+}
+
+const json = (text: string | undefined, max: number): JsonObject => {
+  if (text === undefined) throw new BadRequest("illegalCommand")
+  if (text.length > max) throw new BadRequest("notAllowed")
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new BadRequest("illegalCommandBody")
+  }
+  if (!isJsonObject(value)) throw new BadRequest("illegalCommandBody")
+  return value
+}
+
+const text = (value: unknown, fallback: string) =>
+  typeof value === "string" && value.trim() !== "" ? value.slice(0, 50) : fallback
+
+const newDevice = (o: JsonObject, id: number): NewDevice => {
+  const { id: _id, name, boardType, token: _token, status: _s, ...extra } = o
+  return { deviceId: id, name: text(name, "New Device"), boardType: text(boardType, "Generic Board"), token: newToken(), extra }
+}
+
+/**
+ * One app connection (DESIGN.md's AppSession), over TLS with 7-byte frames or over `/dashws` with
+ * 3-byte frames: login and registration, then every app command of protocol.md §2.1 that
+ * Pinledger serves, turned into user actor messages; layout changes through the decider and log.
+ */
+export class AppSession {
+  readonly #env: SessionEnv["Service"]
+  readonly #framing: "app" | "dashws"
+  readonly #decoder: FrameDecoder | undefined
+  readonly #meter: FloodMeter
+  readonly #watch: Watched
+  readonly #session: string
+  #transport: Transport | undefined
+  #state: "new" | "busy" | "ready" | "closed" = "new"
+  #queued: Array<Frame> = []
+  #registered = false
+  #actor: UserActor | undefined
+  #peer: AppPeer | undefined
+  #email = ""
+
+  constructor(env: SessionEnv["Service"], framing: "app" | "dashws", attach: (events: TransportEvents) => Transport) {
+    this.#env = env
+    this.#framing = framing
+    this.#decoder = framing === "app" ? appDecoder() : undefined
+    this.#session = env.sessionId("app")
+    this.#meter = new FloodMeter(env.settings.messageQuota, Date.now())
+    this.#watch = { lastSeen: Date.now(), idleMs: env.settings.appIdleSeconds * 1000, onIdle: () => this.close("idle timeout") }
+    env.sweeper.add(this.#watch)
+    this.#transport = attach({ data: (chunk) => this.#receive(chunk), closed: () => this.#closed() })
+  }
+
+  get remote() {
+    return this.#transport?.remote ?? "unknown"
+  }
+
+  #now() {
+    return this.#state
+  }
+
+  close(reason: string) {
+    if (this.#state === "closed") return
+    if (reason !== "") this.#env.log("info", `app ${this.remote}: closing (${reason})`)
+    this.#transport?.close()
+    this.#closed()
+  }
+
+  #closed() {
+    if (this.#state === "closed") return
+    this.#state = "closed"
+    this.#env.sweeper.remove(this.#watch)
+    if (this.#actor && this.#peer) this.#actor.ref.offer({ _tag: "AppDetach", peer: this.#peer })
+  }
+
+  #write(frame: Frame) {
+    const bytes = this.#framing === "app" ? encodeApp(frame) : encodeDashWs(frame)
+    if (bytes instanceof Error) return this.#env.log("warn", `app ${this.remote}: not sent: ${bytes.message}`)
+    this.#transport?.write(bytes)
+  }
+
+  #status(id: number, status: StatusMeaning) {
+    this.#write(response(id, statusCode(status)))
+  }
+
+  #reply(command: number, id: number, body: string | Uint8Array) {
+    this.#write({ _tag: "Message", command, id, body: typeof body === "string" ? encoder.encode(body) : body })
+  }
+
+  #receive(chunk: Uint8Array) {
+    if (this.#state === "closed") return
+    this.#watch.lastSeen = Date.now()
+    let frames: ReadonlyArray<Frame>
+    let error: Error | undefined
+    if (this.#decoder) {
+      const result = this.#decoder.push(chunk)
+      frames = result.frames
+      error = result.error
+    } else {
+      const frame = decodeDashWs(chunk)
+      frames = frame instanceof Error ? [] : [frame]
+      error = frame instanceof Error ? frame : undefined
+    }
+    for (const frame of frames) {
+      if (this.#now() === "closed") return
+      if (this.#now() === "busy") this.#queued.push(frame)
+      else this.#safely(frame)
+    }
+    if (error) this.close(error.message)
+  }
+
+  #safely(frame: Frame) {
+    try {
+      this.#handle(frame)
+    } catch (cause) {
+      if (cause instanceof BadRequest) return this.#status(frame.id, cause.status)
+      this.close(`session failed: ${cause instanceof Error ? cause.stack ?? cause.message : String(cause)}`)
+    }
+  }
+
+  /** Leaves the busy state (login, registration) and handles what arrived meanwhile. */
+  #resume(state: "new" | "ready") {
+    this.#state = state
+    const queued = this.#queued
+    this.#queued = []
+    for (const frame of queued) {
+      if (this.#now() === "closed") return
+      if (this.#now() === "busy") this.#queued.push(frame)
+      else this.#safely(frame)
+    }
+  }
+
+  #handle(frame: Frame) {
+    const decision = this.#meter.onFrame(Date.now())
+    if (decision !== "accept") {
+      if (decision === "dropAndNotify") this.#status(frame.id, "quotaLimit")
+      return
+    }
+    if (frame._tag === "Response") return
+    if (this.#state === "new") return this.#preLogin(frame)
+    this.#command(frame)
+  }
+
+  // ---- before login (protocol.md §3.3) ----
+
+  #preLogin(frame: Message) {
+    const fields = bodyFields(frame.body)
+    switch (frame.command) {
+      case Command.LOGIN: return this.#login(frame.id, fields)
+      case Command.REGISTER: return this.#register(frame.id, fields)
+      case Command.SHARE_LOGIN:
+      case Command.RESET_PASSWORD:
+      case Command.GET_SERVER:
+        // Sharing and password reset come with the security work; refused, the socket stays.
+        return this.#status(frame.id, "notAllowed")
+      default:
+        return this.close(`command ${frame.command} before login`)
+    }
+  }
+
+  #metadata(): Metadata {
+    return { actor: this.#email === "" ? "app" : `app:${this.#email}`, session: this.#session, remoteAddress: this.remote, time: new Date().toISOString() }
+  }
+
+  #register(id: number, fields: ReadonlyArray<string>) {
+    if (this.#registered) {
+      this.#status(id, "notAllowed")
+      return this.close("a second registration on one connection")
+    }
+    const [email, passHash, appName = "Blynk"] = fields
+    if (email === undefined || passHash === undefined || fields.length < 3) return this.#status(id, "illegalCommand")
+    this.#state = "busy"
+    const metadata = this.#metadata()
+    this.#env.run(
+      Effect.gen(function*() {
+        const passwordHash = yield* hashPassword(passHash)
+        const actor = yield* (yield* Directory).actor(accountStream(email, appName))
+        const reply = yield* Deferred.make<ExecuteResult, AccountRejected>()
+        yield* actor.ref.tell({
+          _tag: "Execute",
+          peer: undefined,
+          id,
+          commands: () => [{ _tag: "Register", email, appName, passwordHash }],
+          metadata,
+          answer: () => undefined,
+          reply
+        })
+        return yield* Deferred.await(reply)
+      }),
+      (exit) => {
+        if (this.#now() === "closed") return
+        if (Exit.isSuccess(exit)) {
+          this.#registered = true
+          this.#status(id, "ok")
+        } else {
+          const error = exit.cause.reasons.find((r) => r._tag === "Fail")?.error
+          this.#status(id, error instanceof AccountRejected ? rejectionStatus(error) : "serverError")
+        }
+        this.#resume("new")
+      }
+    )
+  }
+
+  #login(id: number, fields: ReadonlyArray<string>) {
+    const [rawEmail, passHash, , , appName = "Blynk"] = fields
+    if (rawEmail === undefined || passHash === undefined) return this.#status(id, "illegalCommand")
+    const email = normalizeEmail(rawEmail)
+    this.#state = "busy"
+    const peer: AppPeer = { remote: this.remote, session: this.#session, send: (n) => this.#notice(n) }
+    this.#env.run(
+      Effect.gen(function*() {
+        const directory = yield* Directory
+        const stream = accountStream(email, appName)
+        const actor = yield* directory.actor(stream)
+        const view = yield* ask<UserView>(actor, (reply) => ({ _tag: "Read", reply }))
+        if (view.account === undefined) {
+          if (view.apps === 0 && view.online.size === 0) yield* directory.evict(stream)
+          return "notRegistered" as const
+        }
+        if (!(yield* verifyPassword(passHash, view.account.passwordHash))) return "notAuthenticated" as const
+        const attached = yield* ask<boolean>(actor, (reply) => ({ _tag: "AppAttach", peer, reply }))
+        return attached ? actor : "notRegistered" as const
+      }),
+      (exit) => {
+        if (this.#now() === "closed") {
+          if (Exit.isSuccess(exit) && typeof exit.value !== "string") exit.value.ref.offer({ _tag: "AppDetach", peer })
+          return
+        }
+        if (Exit.isFailure(exit)) {
+          this.#env.log("warn", `app ${this.remote}: login failed: ${exit.cause}`)
+          this.#status(id, "serverError")
+          return this.#resume("new")
+        }
+        if (typeof exit.value === "string") {
+          this.#env.log("info", `app ${this.remote}: login refused for ${email} (${exit.value})`)
+          this.#status(id, exit.value)
+          return this.#resume("new")
+        }
+        this.#actor = exit.value
+        this.#peer = peer
+        this.#email = email
+        this.#status(id, "ok")
+        this.#resume("ready")
+      }
+    )
+  }
+
+  // ---- after login ----
+
+  #notice(notice: AppNotice) {
+    if (this.#state === "closed") return
+    switch (notice._tag) {
+      case "DeviceWrite": {
+        const prefix = encoder.encode(`${notice.dashId}-${notice.deviceId}\0`)
+        const body = new Uint8Array(prefix.length + notice.body.length)
+        body.set(prefix)
+        body.set(notice.body, prefix.length)
+        return this.#reply(Command.HARDWARE, notice.id, body)
+      }
+      case "AppWrite": return this.#reply(Command.APP_SYNC, notice.id, notice.body)
+      case "Connected": return this.#reply(Command.HARDWARE_CONNECTED, notice.id, `${notice.dashId}-${notice.deviceId}`)
+      case "Offline": return this.#reply(Command.DEVICE_OFFLINE, 0, `${notice.dashId}-${notice.deviceId}`)
+      case "Activated": return this.#reply(Command.ACTIVATE_DASHBOARD, notice.id, String(notice.dashId))
+      case "Deactivated": return this.#reply(Command.DEACTIVATE_DASHBOARD, notice.id, notice.dashId === undefined ? "" : String(notice.dashId))
+      case "Sync": return this.#write(fromFields(Command.APP_SYNC, notice.id, [`${notice.dashId}-${notice.deviceId}`, ...notice.fields]))
+      case "Property":
+        return this.#write(fromFields(Command.SET_WIDGET_PROPERTY, notice.id, [
+          `${notice.dashId}-${notice.deviceId}`, String(notice.pin), notice.property, notice.value
+        ]))
+      case "Status": return this.#status(notice.id, notice.status)
+      case "Reply": return this.#reply(notice.command, notice.id, notice.body)
+      case "Close": return this.close(notice.reason)
+    }
+  }
+
+  /** Runs commands through the user actor; it answers (after the commit) with `answer`, or OK. */
+  #execute(
+    id: number,
+    commands: (state: AccountState) => ReadonlyArray<AccountCommand>,
+    answer: (result: ExecuteResult) => AppNotice | undefined = () => undefined
+  ) {
+    const actor = this.#actor!
+    const peer = this.#peer!
+    const metadata = this.#metadata()
+    this.#env.run(
+      Effect.flatMap(Deferred.make<ExecuteResult, AccountRejected>(), (reply) =>
+        Effect.andThen(
+          actor.ref.tell({ _tag: "Execute", peer, id, commands, metadata, answer, reply }),
+          Deferred.await(reply)
+        )),
+      (exit) => {
+        if (Exit.isSuccess(exit) || this.#now() === "closed") return
+        const error = exit.cause.reasons.find((r) => r._tag === "Fail")?.error
+        if (error instanceof AccountRejected) return this.#status(id, rejectionStatus(error))
+        this.#env.log("warn", `app ${this.remote}: command ${id} failed: ${exit.cause}`)
+        this.#status(id, "serverError")
+      }
+    )
+  }
+
+  /** Reads the actor's state and answers from it. */
+  #read(id: number, answer: (view: UserView, account: Account) => void) {
+    this.#env.run(ask<UserView>(this.#actor!, (reply) => ({ _tag: "Read", reply })), (exit) => {
+      if (this.#now() === "closed") return
+      if (Exit.isFailure(exit) || exit.value.account === undefined) return this.#status(id, "serverError")
+      try {
+        answer(exit.value, exit.value.account)
+      } catch (cause) {
+        if (cause instanceof BadRequest) return this.#status(id, cause.status)
+        throw cause
+      }
+    })
+  }
+
+  #command(frame: Message) {
+    const id = frame.id
+    const fields = () => bodyFields(frame.body)
+    switch (frame.command) {
+      case Command.PING: return this.#status(id, "ok")
+      case Command.LOGIN: return // protocol.md §3.3: ignored once logged in
+      case Command.HARDWARE: return this.#hardware(frame)
+      case Command.LOAD_PROFILE_GZIPPED: {
+        const [dash] = fields()
+        return this.#read(id, (view, account) => {
+          const live: Live = view
+          let value: JsonObject
+          if (dash === undefined || dash === "") value = profileJson(account, live)
+          else {
+            const d = findDashboard(account, int(dash))
+            if (d === undefined) throw new BadRequest("illegalCommand")
+            value = dashJson(d, live)
+          }
+          this.#reply(Command.LOAD_PROFILE_GZIPPED, id, deflateSync(JSON.stringify(value)))
+        })
+      }
+      case Command.CREATE_DASH: {
+        const f = fields()
+        const body = f[0] === "no_token" ? f[1] : f.join("\0")
+        const dash = json(body, MAX_DASH_JSON)
+        const dashId = typeof dash["id"] === "number" ? dash["id"] : Number.NaN
+        const widgets = Array.isArray(dash["widgets"]) ? dash["widgets"].filter(isJsonObject) : []
+        const devices = (Array.isArray(dash["devices"]) ? dash["devices"].filter(isJsonObject) : []).map((d) =>
+          newDevice(d, typeof d["id"] === "number" ? d["id"] : 0)
+        )
+        return this.#execute(id, () => [{
+          _tag: "CreateDashboard",
+          dashId,
+          name: text(dash["name"], "New Project"),
+          settings: settingsOf(dash),
+          widgets,
+          devices
+        }])
+      }
+      case Command.UPDATE_DASH: {
+        const dash = json(fields().join("\0"), MAX_DASH_JSON)
+        const dashId = typeof dash["id"] === "number" ? dash["id"] : Number.NaN
+        const widgets = Array.isArray(dash["widgets"]) ? dash["widgets"].filter(isJsonObject) : []
+        return this.#execute(id, (s) => [{
+          _tag: "UpdateDashboard",
+          dashId,
+          name: text(dash["name"], findDashboard(s, dashId)?.name ?? "New Project"),
+          settings: settingsOf(dash),
+          widgets
+        }])
+      }
+      case Command.DELETE_DASH: {
+        const dashId = int(fields()[0])
+        return this.#execute(id, () => [{ _tag: "DeleteDashboard", dashId }])
+      }
+      case Command.UPDATE_PROJECT_SETTINGS: {
+        const [dashText, ...rest] = fields()
+        const dashId = int(dashText)
+        const settings = json(rest.join("\0"), MAX_DASH_JSON)
+        return this.#execute(id, (s) => {
+          const dash = findDashboard(s, dashId)
+          const merged: Record<string, JsonObject[string]> = { ...dash?.settings }
+          for (const key of projectSettingKeys) if (key in settings) merged[key] = settings[key]!
+          return [{ _tag: "UpdateProjectSettings", dashId, name: text(settings["name"], dash?.name ?? "New Project"), settings: merged }]
+        })
+      }
+      case Command.ACTIVATE_DASHBOARD: {
+        const dashId = int(fields()[0])
+        return this.#execute(id, () => [{ _tag: "Activate", dashId }])
+      }
+      case Command.DEACTIVATE_DASHBOARD: {
+        const [dash] = fields()
+        const dashId = dash === undefined || dash === "" ? undefined : int(dash)
+        return this.#execute(id, () => [dashId === undefined ? { _tag: "Deactivate" } : { _tag: "Deactivate", dashId }])
+      }
+      case Command.CREATE_DEVICE: {
+        const [dashText, ...rest] = fields()
+        const dashId = int(dashText)
+        const device = json(rest.join("\0"), MAX_WIDGET_JSON)
+        if (typeof device["boardType"] !== "string" || typeof device["name"] !== "string" || device["name"].length > 50) {
+          throw new BadRequest("illegalCommand")
+        }
+        return this.#execute(id, (s) => {
+          const dash = findDashboard(s, dashId)
+          const deviceId = typeof device["id"] === "number"
+            ? device["id"]
+            : Math.max(-1, ...(dash?.devices.map((d) => d.id) ?? [])) + 1
+          return [{ _tag: "CreateDevice", dashId, ...newDevice(device, deviceId) }]
+        }, ({ account, events }) => {
+          const created = events.find((e) => e._tag === "DeviceCreated")
+          const dash = findDashboard(account, dashId)
+          const d = created && dash ? findDevice(dash, created.deviceId) : undefined
+          return d && dash
+            ? { _tag: "Reply", command: Command.CREATE_DEVICE, id, body: encoder.encode(JSON.stringify(deviceJson(dash, d, { pins: new Map(), online: new Set() }))) }
+            : undefined
+        })
+      }
+      case Command.UPDATE_DEVICE: {
+        const [dashText, ...rest] = fields()
+        const dashId = int(dashText)
+        const device = json(rest.join("\0"), MAX_WIDGET_JSON)
+        const deviceId = typeof device["id"] === "number" ? device["id"] : Number.NaN
+        return this.#execute(id, (s) => {
+          const old = findDevice(findDashboard(s, dashId), deviceId)
+          const { id: _id, name, boardType, token: _t, status: _s, ...extra } = device
+          return [{
+            _tag: "UpdateDevice",
+            dashId,
+            deviceId,
+            name: text(name, old?.name ?? "New Device"),
+            boardType: text(boardType, old?.boardType ?? "Generic Board"),
+            extra: { ...old?.extra, ...extra }
+          }]
+        })
+      }
+      case Command.DELETE_DEVICE: {
+        const [dashText, deviceText] = fields()
+        const dashId = int(dashText)
+        const deviceId = int(deviceText)
+        return this.#execute(id, () => [{ _tag: "DeleteDevice", dashId, deviceId }])
+      }
+      case Command.GET_DEVICES: {
+        const dashId = int(fields()[0])
+        return this.#read(id, (view, account) => {
+          const dash = findDashboard(account, dashId)
+          if (dash === undefined) throw new BadRequest("illegalCommand")
+          this.#reply(Command.GET_DEVICES, id, JSON.stringify(dash.devices.map((d) => deviceJson(dash, d, view))))
+        })
+      }
+      case Command.MOBILE_GET_DEVICE: {
+        const [dashText, deviceText] = fields()
+        const dashId = int(dashText)
+        const deviceId = int(deviceText)
+        return this.#read(id, (view, account) => {
+          const dash = findDashboard(account, dashId)
+          const device = findDevice(dash, deviceId)
+          if (dash === undefined || device === undefined) throw new BadRequest("illegalCommandBody")
+          this.#reply(Command.MOBILE_GET_DEVICE, id, JSON.stringify(deviceJson(dash, device, view)))
+        })
+      }
+      case Command.CREATE_WIDGET:
+      case Command.UPDATE_WIDGET: {
+        const f = fields()
+        if (f.length !== 2) throw new BadRequest("illegalCommand")
+        const dashId = int(f[0])
+        const widget = json(f[1], MAX_WIDGET_JSON)
+        for (const side of ["width", "height"]) {
+          if (typeof widget[side] === "number" && (widget[side] as number) < 1) throw new BadRequest("notAllowed")
+        }
+        const { value: _value, ...layout } = widget
+        return this.#execute(id, () => [
+          frame.command === Command.CREATE_WIDGET
+            ? { _tag: "CreateWidget", dashId, widget: layout }
+            : { _tag: "UpdateWidget", dashId, widget: layout }
+        ])
+      }
+      case Command.DELETE_WIDGET: {
+        const [dashText, widgetText] = fields()
+        const dashId = int(dashText)
+        const widget = int(widgetText)
+        return this.#execute(id, () => [{ _tag: "DeleteWidget", dashId, widgetId: widget }])
+      }
+      case Command.GET_WIDGET: {
+        const [dashText, widgetText] = fields()
+        const dashId = int(dashText)
+        const wanted = int(widgetText)
+        return this.#read(id, (view, account) => {
+          const dash = findDashboard(account, dashId)
+          const widget = dash?.widgets.find((w) => widgetId(w) === wanted)
+          if (dash === undefined || widget === undefined) throw new BadRequest("illegalCommand")
+          this.#reply(Command.GET_WIDGET, id, JSON.stringify(widgetWithValue(dash.id, widget, view)))
+        })
+      }
+      case Command.CREATE_TAG:
+      case Command.UPDATE_TAG: {
+        const [dashText, ...rest] = fields()
+        const dashId = int(dashText)
+        const tag = json(rest.join("\0"), MAX_WIDGET_JSON)
+        const deviceIds = Array.isArray(tag["deviceIds"]) ? tag["deviceIds"] : []
+        if (typeof tag["id"] !== "number" || !deviceIds.every((d) => typeof d === "number")) throw new BadRequest("illegalCommand")
+        const value = { id: tag["id"], name: typeof tag["name"] === "string" ? tag["name"] : "", deviceIds: deviceIds as Array<number> }
+        return this.#execute(id, () => [
+          frame.command === Command.CREATE_TAG ? { _tag: "CreateTag", dashId, tag: value } : { _tag: "UpdateTag", dashId, tag: value }
+        ])
+      }
+      case Command.DELETE_TAG: {
+        const [dashText, tagText] = fields()
+        const dashId = int(dashText)
+        const tagId = int(tagText)
+        return this.#execute(id, () => [{ _tag: "DeleteTag", dashId, tagId }])
+      }
+      case Command.GET_TAGS: {
+        const dashId = int(fields()[0])
+        return this.#read(id, (_, account) => {
+          const dash = findDashboard(account, dashId)
+          if (dash === undefined) throw new BadRequest("illegalCommand")
+          this.#reply(Command.GET_TAGS, id, JSON.stringify(dash.tags))
+        })
+      }
+      case Command.APP_SYNC: {
+        const [target = ""] = fields()
+        const [dashText, deviceText] = target.split("-")
+        const dashId = int(dashText)
+        const deviceId = deviceText === undefined ? undefined : int(deviceText)
+        return this.#actor!.ref.offer({ _tag: "AppSync", peer: this.#peer!, id, dashId, deviceId })
+      }
+      case Command.GET_ENERGY: return this.#reply(Command.GET_ENERGY, id, String(ENERGY))
+      case Command.LOGOUT:
+        this.#status(id, "ok")
+        return this.close("")
+      default:
+        // protocol.md §1.1: a known-range code this server does not serve is ignored.
+        return
+    }
+  }
+
+  #hardware(frame: Message) {
+    const text = bodyText(frame.body)
+    const parsed = parseAppHardware(text)
+    if (parsed instanceof IllegalCommand) return this.#status(frame.id, "illegalCommand")
+    const { target, command } = parsed
+    // From an app only writes act (protocol.md §2.2); reads and pin modes are the server's job.
+    if (command._tag !== "Write") return
+    const nul = frame.body.indexOf(0)
+    this.#actor!.ref.offer({
+      _tag: "AppWrite",
+      peer: this.#peer!,
+      id: frame.id,
+      dashId: target.dashId,
+      targetId: target.targetId,
+      write: [command.pinType, command.pin, ...(command.values as [string, ...Array<string>])],
+      body: frame.body.subarray(nul + 1),
+      fullBody: frame.body
+    })
+  }
+}
+
+const ask = <A>(actor: UserActor, make: (reply: Deferred.Deferred<A>) => Parameters<UserActor["ref"]["offer"]>[0]) =>
+  actor.ref.ask<A, never>(make as never)
+
+export { SYNC_ID }

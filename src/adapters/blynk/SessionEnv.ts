@@ -1,0 +1,81 @@
+import { Context, Effect, type Exit, Layer } from "effect"
+import type { SqlClient } from "effect/sql/SqlClient"
+import { Directory } from "../../actors/Directory.ts"
+import type { EventStore } from "../../eventstore/EventStore.ts"
+
+/** A connection the sweeper watches: closed once it has been silent for `idleMs`. */
+export interface Watched {
+  lastSeen: number
+  idleMs: number
+  readonly onIdle: () => void
+}
+
+/**
+ * One timer for all connections instead of one per connection: re-arming a timer on every frame
+ * costs more than the frame at high rates, and an idle device should cost next to nothing.
+ */
+export class IdleSweeper {
+  readonly #watched = new Set<Watched>()
+  add(w: Watched) {
+    this.#watched.add(w)
+  }
+  remove(w: Watched) {
+    this.#watched.delete(w)
+  }
+  sweep(now: number) {
+    for (const w of this.#watched) {
+      if (w.idleMs > 0 && now - w.lastSeen >= w.idleMs) {
+        this.#watched.delete(w)
+        w.onIdle()
+      }
+    }
+  }
+}
+
+export interface SessionSettings {
+  /** Inbound frames per second per connection before frames are dropped (protocol.md §6.1). */
+  readonly messageQuota: number
+  /** Hardware idle timeout in seconds before the ×2.3 factor (protocol.md §3.5); 0 = none. */
+  readonly hardwareIdleSeconds: number
+  /** App idle timeout in seconds; 0 = none. */
+  readonly appIdleSeconds: number
+}
+
+/** What the socket-side sessions need from the Effect world, as plain calls. */
+export class SessionEnv extends Context.Service<SessionEnv, {
+  readonly settings: SessionSettings
+  readonly run: <A, E>(
+    effect: Effect.Effect<A, E, Directory | SqlClient | EventStore>,
+    onExit: (exit: Exit.Exit<A, E>) => void
+  ) => void
+  readonly log: (level: "info" | "warn", message: string) => void
+  readonly sweeper: IdleSweeper
+  readonly sessionId: (kind: string) => string
+}>()("pinledger/blynk/SessionEnv") {}
+
+export const layer = (settings: SessionSettings): Layer.Layer<SessionEnv, never, Directory | SqlClient | EventStore> =>
+  Layer.effect(
+    SessionEnv,
+    Effect.gen(function*() {
+      const context = yield* Effect.context<Directory | SqlClient | EventStore>()
+      const runCallback = Effect.runCallbackWith(context)
+      const sweeper = new IdleSweeper()
+      const timer = yield* Effect.acquireRelease(
+        Effect.sync(() => setInterval(() => sweeper.sweep(Date.now()), 1000).unref()),
+        (t) => Effect.sync(() => clearInterval(t))
+      )
+      void timer
+      let counter = 0
+      return {
+        settings,
+        run: (effect, onExit) => {
+          runCallback(effect, { onExit })
+        },
+        log: (level, message) => {
+          runCallback(level === "info" ? Effect.logInfo(message) : Effect.logWarning(message))
+        },
+        sweeper,
+        sessionId: (kind) => `${kind}-${process.pid}-${++counter}`
+      }
+    })
+  )

@@ -1,0 +1,84 @@
+import { Effect, Option, Schema } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { DashboardDeleted, DeviceDeleted } from "../../domain/Account.ts"
+import { PinsWritten, pinKey, PropertySet, propertyKey } from "../../domain/Pins.ts"
+import type { InlineProjection } from "../SqlEventStore.ts"
+
+const decodeWrites = Schema.decodeUnknownOption(Schema.toCodecJson(PinsWritten))
+const decodeProperty = Schema.decodeUnknownOption(Schema.toCodecJson(PropertySet))
+const decodeDeviceDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceDeleted))
+const decodeDashboardDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DashboardDeleted))
+
+/** `device-<digest>-<dash>-<device>` → `user-<digest>` (see domain/Streams.ts). */
+const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
+
+/**
+ * The last value of every pin (and widget property) of every account, written in the append's
+ * transaction: a user actor starts from it instead of replaying the pin writes, and it holds
+ * exactly what was acknowledged. One upsert per batch, the last write of a key winning.
+ */
+export const PinState: InlineProjection = {
+  name: "pin-state",
+  types: new Set(["PinsWritten", "PropertySet", "DeviceDeleted", "DashboardDeleted"]),
+  apply: (events) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient
+      const latest = new Map<string, [string, string, ReadonlyArray<string>, number]>()
+      const flush = Effect.suspend((): Effect.Effect<unknown, SqlError> => {
+        if (latest.size === 0) return Effect.void
+        const rows = JSON.stringify([...latest.values()])
+        latest.clear()
+        return sql`INSERT INTO pl_pin_state (account_stream, pin_key, vals, position)
+          SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${rows}::jsonb) AS t(r)
+          ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
+      })
+      const put = (account: string, key: string, values: ReadonlyArray<string>, position: number) =>
+        latest.set(`${account}\u0000${key}`, [account, key, values, position])
+      for (const e of events) {
+        switch (e.type) {
+          case "PinsWritten": {
+            const w = Option.getOrUndefined(decodeWrites(e.data))
+            if (w === undefined) break
+            const account = accountOf(e.streamId)
+            for (const [t, pin, ...values] of w.writes) put(account, pinKey(w.dashId, w.deviceId, t, pin), values, e.position)
+            break
+          }
+          case "PropertySet": {
+            const p = Option.getOrUndefined(decodeProperty(e.data))
+            if (p === undefined) break
+            put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), [p.value], e.position)
+            break
+          }
+          case "DeviceDeleted":
+          case "DashboardDeleted": {
+            const d: DeviceDeleted | DashboardDeleted | undefined = e.type === "DeviceDeleted"
+              ? Option.getOrUndefined(decodeDeviceDeleted(e.data))
+              : Option.getOrUndefined(decodeDashboardDeleted(e.data))
+            if (d === undefined) break
+            // Writes before the deletion go in first, so the deletion removes them too.
+            yield* flush
+            const prefix = "deviceId" in d ? `${d.dashId}-${d.deviceId}-` : `${d.dashId}-`
+            yield* sql`DELETE FROM pl_pin_state WHERE account_stream = ${e.streamId}
+              AND left(pin_key, ${prefix.length}) = ${prefix}`
+            break
+          }
+        }
+      }
+      yield* flush
+    })
+}
+
+/** Every stored pin value and property of an account: key → values. */
+export const loadPinState = (accountStream: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const rows = yield* sql<{ pin_key: string; vals: unknown }>`
+      SELECT pin_key, vals FROM pl_pin_state WHERE account_stream = ${accountStream}`
+    const pins = new Map<string, ReadonlyArray<string>>()
+    for (const row of rows) {
+      const vals = typeof row.vals === "string" ? JSON.parse(row.vals) : row.vals
+      if (Array.isArray(vals)) pins.set(row.pin_key, vals.map(String))
+    }
+    return pins
+  })
