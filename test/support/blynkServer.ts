@@ -1,0 +1,77 @@
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { HttpRouter } from "effect/http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Directory from "../../src/actors/Directory.ts"
+import * as BlynkEndpoints from "../../src/adapters/blynk/Endpoints.ts"
+import * as SessionEnv from "../../src/adapters/blynk/SessionEnv.ts"
+import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
+import * as Certificates from "../../src/adapters/net/Certificates.ts"
+import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
+import * as PlainListener from "../../src/adapters/net/PlainListener.ts"
+import * as TlsListener from "../../src/adapters/net/TlsListener.ts"
+import { DeviceTokens } from "../../src/eventstore/projections/DeviceTokens.ts"
+import { PinState } from "../../src/eventstore/projections/PinState.ts"
+import type { Storage } from "./backends.ts"
+import { storeLayer } from "./backends.ts"
+import { HttpServer } from "effect/http"
+
+/** A self-signed certificate, made once per test file. */
+let certificate: Promise<Certificates.Certificate> | undefined
+const certificateOnce = () =>
+  (certificate ??= Effect.acquireUseRelease(
+    Effect.promise(() => mkdtemp(join(tmpdir(), "pinledger-cert-"))),
+    (dataDir) => Certificates.load({ dataDir }),
+    (dataDir) => Effect.promise(() => rm(dataDir, { recursive: true, force: true }))
+  ).pipe(Effect.runPromise))
+
+export interface RunningServer {
+  readonly plainPort: number
+  readonly tlsPort: number
+  /** Runs an effect with the server's services (directory, store, SQL). */
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Directory.Directory | Layer.Success<ReturnType<typeof storeLayer>>>) => Promise<A>
+  readonly close: () => Promise<void>
+}
+
+/**
+ * The whole Blynk server in this process, on free ports of 127.0.0.1, on a test storage: the same
+ * layers as `src/main.ts` with settings chosen by the test.
+ */
+export const startBlynkServer = async (
+  storage: Storage,
+  settings: Partial<SessionEnv.SessionSettings> = {}
+): Promise<RunningServer> => {
+  const { cert, key } = await certificateOnce()
+  const scope = Effect.runSync(Scope.make())
+  const Store = storeLayer(storage, { inline: [DeviceTokens, PinState] })
+  const Sessions = BlynkEndpoints.layer.pipe(
+    Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, ...settings })),
+    Layer.provideMerge(Directory.layer)
+  )
+  const Listeners = Layer.unwrap(Effect.gen(function*() {
+    const endpoints = yield* BlynkEndpoints.BlynkEndpoints
+    return Layer.merge(
+      PlainListener.layerWith({ port: 0, host: "127.0.0.1", hardware: endpoints.hardware }),
+      TlsListener.layerWith({ port: 0, host: "127.0.0.1", cert, key, hardware: endpoints.hardware, app: endpoints.app })
+    )
+  }))
+  const All = HttpRouter.serve(HealthRoute, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provideMerge(Listeners),
+    Layer.provideMerge(Sessions),
+    Layer.provide(layerHttpHandoff),
+    Layer.provide(NodeHttpServer.layerHttpServices),
+    Layer.provideMerge(Store)
+  )
+  const context = await Effect.runPromise(Layer.buildWithScope(All, scope))
+  const http = Context.get(context, HttpServer.HttpServer)
+  const tls = Context.get(context, TlsListener.TlsListener)
+  const plainPort = http.address._tag === "UnixPathAddress" ? 0 : http.address.port
+  return {
+    plainPort,
+    tlsPort: tls.port,
+    run: (effect) => Effect.runPromise(Effect.provideContext(effect, context)),
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
