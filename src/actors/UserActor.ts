@@ -60,6 +60,7 @@ export type UserMessage =
     readonly property: string
     readonly value: string
   }
+  | { readonly _tag: "DeviceRtc"; readonly peer: DevicePeer; readonly id: number }
   | { readonly _tag: "AppAttach"; readonly peer: AppPeer; readonly reply: Deferred.Deferred<boolean> }
   | { readonly _tag: "AppDetach"; readonly peer: AppPeer }
   | {
@@ -317,6 +318,15 @@ export const make = (stream: string) =>
               property: message.property,
               value: message.value
             })
+          }
+          return Effect.succeed(state)
+        }
+        case "DeviceRtc": {
+          // protocol.md §2.3: answered only when the project has an RTC widget.
+          const rtc = findDashboard(state.account, message.peer.dashId)?.widgets.find((w) => w["type"] === "RTC")
+          if (rtc !== undefined) {
+            const tz = rtc["tzName"]
+            message.peer.send({ _tag: "Rtc", id: message.id, timeZone: typeof tz === "string" ? tz : undefined })
           }
           return Effect.succeed(state)
         }

@@ -216,6 +216,8 @@ export class HardwareSession {
         return this.#send(fromFields(Command.HARDWARE, 1, ["pm", ...notice.modes]))
       case "Status":
         return this.#status(notice.id, statusCode(notice.status))
+      case "Rtc":
+        return this.#send(fromFields(Command.BLYNK_INTERNAL, notice.id, ["rtc", String(wallClockSeconds(Date.now(), notice.timeZone))]))
       case "Close":
         return this.close(notice.reason)
     }
@@ -254,8 +256,7 @@ export class HardwareSession {
         return this.#status(frame.id, statusCode("ok"))
       }
       case "Rtc":
-        // No RTC widgets yet: the legacy server does not answer without one.
-        return
+        return this.#actor!.ref.offer({ _tag: "DeviceRtc", peer: this.#peer!, id: frame.id })
       case "Other":
         return
     }
@@ -287,6 +288,31 @@ export class HardwareSession {
     if (!widgetProperties.has(property)) return this.#status(frame.id, statusCode("illegalCommandBody"))
     this.#actor!.ref.offer({ _tag: "DeviceProperty", peer: this.#peer!, id: frame.id, pin, property, value: values.join("\0") })
     this.#status(frame.id, statusCode("ok"))
+  }
+}
+
+/**
+ * The RTC widget's answer (protocol.md §2.3): the wall clock of its time zone written as epoch
+ * seconds (UTC when the zone is unset or unknown).
+ */
+export const wallClockSeconds = (nowMs: number, timeZone: string | undefined): number => {
+  const utc = Math.floor(nowMs / 1000)
+  if (timeZone === undefined) return utc
+  try {
+    const parts = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit"
+    }).formatToParts(new Date(utc * 1000))
+    const part = (type: string) => Number(parts.find((p) => p.type === type)?.value)
+    return Date.UTC(part("year"), part("month") - 1, part("day"), part("hour"), part("minute"), part("second")) / 1000
+  } catch {
+    return utc
   }
 }
 
