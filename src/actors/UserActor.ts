@@ -83,8 +83,8 @@ export type UserMessage =
     readonly id: number
     readonly commands: (state: AccountState) => ReadonlyArray<AccountCommand>
     readonly metadata: Metadata
-    /** The answer to the peer once committed (the adapter encodes it); undefined sends OK. */
-    readonly answer: (result: ExecuteResult) => AppNotice | undefined
+    /** The answer to the peer once committed (the adapter encodes it); undefined sends OK, null nothing. */
+    readonly answer: (result: ExecuteResult) => AppNotice | undefined | null
     readonly reply: Deferred.Deferred<ExecuteResult, AccountRejected>
   }
   | { readonly _tag: "Read"; readonly reply: Deferred.Deferred<UserView> }
@@ -345,7 +345,7 @@ export const make = (stream: string) =>
             return Effect.succeed(state)
           }
           if (!dash.isActive) return Effect.succeed(state)
-          const targets = resolveTargets(dash, message.targetId, state.pins)
+          const targets = resolveTargets(dash, message.targetId)
           if (targets.length === 0) return Effect.succeed(state)
           if (message.write !== undefined) {
             const [t, pin, ...values] = message.write
@@ -409,7 +409,8 @@ export const make = (stream: string) =>
                   status: online.length > 0 || flag(dash, "isNotificationsOff") ? "ok" : "deviceNotInNetwork"
                 })
               } else {
-                peer.send(message.answer(result) ?? { _tag: "Status", id: message.id, status: "ok" })
+                const answer = message.answer(result)
+                if (answer !== null) peer.send(answer ?? { _tag: "Status", id: message.id, status: "ok" })
               }
             }
             afterCommit(state, next, result.events, peer, message.id)
@@ -444,13 +445,12 @@ export const make = (stream: string) =>
  * The devices an app's write is for (protocol.md §2.5): a device id, a tag (100 000 up) or a
  * device selector widget (200 000 up, its selected device).
  */
-export const resolveTargets = (dash: Dashboard, targetId: number, pins: PinValues): ReadonlyArray<number> => {
+export const resolveTargets = (dash: Dashboard, targetId: number): ReadonlyArray<number> => {
   if (targetId < 100_000) return findDevice(dash, targetId) ? [targetId] : []
   if (targetId < 200_000) return dash.tags.find((t) => t.id === targetId)?.deviceIds ?? []
   const selector = dash.widgets.find((w) => widgetId(w) === targetId)
   if (selector === undefined) return []
-  const selected = pins.get(`selector-${dash.id}-${targetId}`)?.[0] ?? selector["value"]
-  const id = Number(selected)
+  const id = Number(selector["value"])
   return Number.isInteger(id) && findDevice(dash, id) ? [id] : []
 }
 

@@ -77,6 +77,12 @@ export class WidgetDeleted extends Schema.TaggedClass<WidgetDeleted>()("WidgetDe
   dashId: DashId,
   widgetId: Schema.Number
 }) {}
+/** A Device Selector widget now points at another device (the app's `vu`). */
+export class DeviceSelected extends Schema.TaggedClass<DeviceSelected>()("DeviceSelected", {
+  dashId: DashId,
+  widgetId: Schema.Number,
+  deviceId: DeviceId
+}) {}
 export class TagSaved extends Schema.TaggedClass<TagSaved>()("TagSaved", {
   dashId: DashId,
   tagId: TagId,
@@ -100,7 +106,8 @@ export const AccountEvent = Schema.Union([
   WidgetUpdated,
   WidgetDeleted,
   TagSaved,
-  TagDeleted
+  TagDeleted,
+  DeviceSelected
 ])
 export type AccountEvent = typeof AccountEvent.Type
 
@@ -180,6 +187,7 @@ export type AccountCommand =
   | { readonly _tag: "CreateTag"; readonly dashId: number; readonly tag: Tag }
   | { readonly _tag: "UpdateTag"; readonly dashId: number; readonly tag: Tag }
   | { readonly _tag: "DeleteTag"; readonly dashId: number; readonly tagId: number }
+  | { readonly _tag: "SelectDevice"; readonly dashId: number; readonly widgetId: number; readonly deviceId: number }
 
 /** Why a command was refused; the adapter maps the reason to the Blynk status the command uses. */
 export class AccountRejected extends Schema.TaggedError<AccountRejected>()("AccountRejected", {
@@ -338,6 +346,14 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
         dash.tags.some((t) => t.id === command.tagId)
           ? [new TagDeleted({ dashId: command.dashId, tagId: command.tagId })]
           : reject("UnknownTag", `no tag ${command.tagId}`))
+    case "SelectDevice":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        const widget = dash.widgets.find((w) => widgetId(w) === command.widgetId)
+        if (widget === undefined || widgetType(widget) !== "DEVICE_SELECTOR") return reject("UnknownWidget", `no device selector ${command.widgetId}`)
+        if (!findDevice(dash, command.deviceId)) return reject("UnknownDevice", `no device ${command.deviceId}`)
+        const { _tag, ...rest } = command
+        return [new DeviceSelected(rest)]
+      })
   }
 }
 
@@ -413,6 +429,11 @@ export const evolve = (state: AccountState, event: AccountEvent): AccountState =
     }
     case "TagDeleted":
       return mapDash(state, event.dashId, (d) => ({ ...d, tags: d.tags.filter((t) => t.id !== event.tagId) }))
+    case "DeviceSelected":
+      return mapDash(state, event.dashId, (d) => ({
+        ...d,
+        widgets: d.widgets.map((w) => (widgetId(w) === event.widgetId ? { ...w, value: event.deviceId } : w))
+      }))
   }
 }
 

@@ -337,7 +337,8 @@ export class AppSession {
   #execute(
     id: number,
     commands: (state: AccountState) => ReadonlyArray<AccountCommand>,
-    answer: (result: ExecuteResult) => AppNotice | undefined = () => undefined
+    answer: (result: ExecuteResult) => AppNotice | undefined | null = () => undefined,
+    onReject: (status: StatusMeaning) => StatusMeaning | null = (status) => status
   ) {
     const actor = this.#actor!
     const peer = this.#peer!
@@ -351,7 +352,10 @@ export class AppSession {
       (exit) => {
         if (Exit.isSuccess(exit) || this.#now() === "closed") return
         const error = exit.cause.reasons.find((r) => r._tag === "Fail")?.error
-        if (error instanceof AccountRejected) return this.#status(id, rejectionStatus(error))
+        if (error instanceof AccountRejected) {
+          const status = onReject(rejectionStatus(error))
+          return status === null ? undefined : this.#status(id, status)
+        }
         this.#env.log("warn", `app ${this.remote}: command ${id} failed: ${exit.cause}`)
         this.#status(id, "serverError")
       }
@@ -593,6 +597,15 @@ export class AppSession {
     const parsed = parseAppHardware(text)
     if (parsed instanceof IllegalCommand) return this.#status(frame.id, "illegalCommand")
     const { target, command } = parsed
+    if (command._tag === "DeviceSelector") {
+      // `vu`: the selector now shows another device. Not forwarded to hardware, no answer.
+      return this.#execute(
+        frame.id,
+        () => [{ _tag: "SelectDevice", dashId: target.dashId, widgetId: command.selectorId, deviceId: command.deviceId }],
+        () => null,
+        (status) => (status === "illegalCommandBody" ? "illegalCommand" : status)
+      )
+    }
     // From an app only writes act (protocol.md §2.2); reads and pin modes are the server's job.
     if (command._tag !== "Write") return
     const nul = frame.body.indexOf(0)

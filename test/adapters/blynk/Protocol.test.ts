@@ -262,6 +262,29 @@ describe("app protocol (protocol.md §2.1, §3.3, §3.6)", () => {
     for (const c of [device, app, other]) await c.close()
   })
 
+  it("app writes to a tag reach all its devices; to a device selector, the device it shows (vu)", async () => {
+    const { app } = await newAccount(server)
+    await createDash(app, { widgets: [{ id: 200000, type: "DEVICE_SELECTOR" }] })
+    const zero = await connectDevice(server, await createDevice(app, 1, 0))
+    const one = await connectDevice(server, await createDevice(app, 1, 1))
+    expect(await app.request(Command.ACTIVATE_DASHBOARD, nextId(), ["1"])).toBe(Status.OK)
+    expect(await app.request(Command.CREATE_TAG, nextId(), ["1", JSON.stringify({ id: 100000, name: "both", deviceIds: [0, 1] })])).toBe(Status.OK)
+    const a = zero.next(isMessage(Command.HARDWARE))
+    const b = one.next(isMessage(Command.HARDWARE))
+    app.send(Command.HARDWARE, 20, ["1-100000", "vw", "1", "tagged"])
+    expect((await a).fields).toEqual(["vw", "1", "tagged"])
+    expect((await b).fields).toEqual(["vw", "1", "tagged"])
+    app.send(Command.HARDWARE, 21, ["1", "vu", "200000", "1"])
+    const selected = one.next((f) => f.command === Command.HARDWARE && f.id === 22)
+    app.send(Command.HARDWARE, 22, ["1-200000", "vw", "2", "chosen"])
+    expect((await selected).fields).toEqual(["vw", "2", "chosen"])
+    // Device 0 got nothing from it: its next frame is the answer to its own ping.
+    expect(await zero.request(Command.PING, 23)).toBe(Status.OK)
+    expect(zero.received.filter((f) => f.id === 22)).toEqual([])
+    expect(await app.request(Command.HARDWARE, 24, ["1", "vu", "200000", "9"])).toBe(Status.ILLEGAL_COMMAND)
+    for (const c of [zero, one, app]) await c.close()
+  })
+
   it("LOGOUT answers OK and closes", async () => {
     const { app } = await newAccount(server)
     expect(await app.request(Command.LOGOUT, 5)).toBe(Status.OK)
