@@ -43,7 +43,14 @@ export interface UserView extends UserState {
 export type ExecuteResult = { readonly account: Account; readonly events: ReadonlyArray<AccountEvent> }
 
 export type UserMessage =
-  | { readonly _tag: "DeviceLogin"; readonly peer: DevicePeer; readonly id: number; readonly reply: Deferred.Deferred<boolean> }
+  | {
+    readonly _tag: "DeviceLogin"
+    readonly peer: DevicePeer
+    readonly id: number
+    readonly reply: Deferred.Deferred<boolean>
+    /** Set once the actor has re-read its stream for this login. */
+    readonly reloaded?: boolean
+  }
   | { readonly _tag: "DeviceLogout"; readonly peer: DevicePeer }
   | { readonly _tag: "DeviceWrite"; readonly peer: DevicePeer; readonly id: number; readonly write: PinWrite; readonly body: Uint8Array }
   | {
@@ -243,8 +250,18 @@ export const make = (stream: string) =>
         }
         case "DeviceLogin": {
           const { peer } = message
+          const known = findDevice(findDashboard(state.account, peer.dashId), peer.deviceId)
+          if (known === undefined && !message.reloaded) {
+            // The token was found, so another writer (the CLI) may have added the device since
+            // this actor read its stream: catch up, then look again.
+            return Effect.gen(function*() {
+              const { state: account, version } = yield* AccountLog.load(stream)
+              const next = { ...state, account, version }
+              return yield* handle(next, { ...message, reloaded: true })
+            })
+          }
           const dash = findDashboard(state.account, peer.dashId)
-          if (dash === undefined || !findDevice(dash, peer.deviceId)) {
+          if (dash === undefined || known === undefined) {
             return Effect.as(Deferred.succeed(message.reply, false), state)
           }
           const key = deviceKey(peer.dashId, peer.deviceId)

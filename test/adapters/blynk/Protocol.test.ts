@@ -6,6 +6,8 @@ import type { UserView } from "../../../src/actors/UserActor.ts"
 import { Command, Status } from "../../../src/adapters/blynk/Command.ts"
 import { encodeHardware, message } from "../../../src/adapters/blynk/Frame.ts"
 import { accountStream } from "../../../src/domain/Streams.ts"
+import * as AccountLog from "../../../src/actors/AccountLog.ts"
+import { newToken } from "../../../src/adapters/security/Passwords.ts"
 import { backends } from "../../support/backends.ts"
 import { BlynkClient, isMessage } from "../../support/BlynkClient.ts"
 import { connectDevice, createDash, createDevice, loginApp, newAccount, nextId } from "../../support/blynkFixtures.ts"
@@ -36,6 +38,21 @@ describe("hardware protocol (protocol.md §3.2, §2.2, §2.3)", () => {
     expect(await device.request(Command.PING, 3)).toBe(Status.OK)
     expect(await device.request(Command.BLYNK_INTERNAL, 4, HW("ver", "0.5.4", "h-beat", "10", "buff-in", "1024"))).toBe(Status.OK)
     expect(device.isClosed).toBe(false)
+    await device.close()
+    await app.close()
+  })
+
+  it("a device the CLI created while the account's actor runs can log in at once", async () => {
+    const { app, email } = await newAccount(server)
+    await createDash(app)
+    const token = newToken()
+    await server.run(AccountLog.execute(email, "Blynk", () => [
+      { _tag: "CreateDevice", dashId: 1, deviceId: 3, name: "from cli", boardType: "ESP32", token }
+    ], { actor: "cli", time: new Date().toISOString() }))
+    const device = await connectDevice(server, token)
+    // The actor caught up: the app's next command sees the device too.
+    const devices = await app.ask(Command.GET_DEVICES, nextId(), ["1"])
+    expect(JSON.parse(devices.fields[0]!)).toMatchObject([{ id: 3, name: "from cli", status: "ONLINE" }])
     await device.close()
     await app.close()
   })
