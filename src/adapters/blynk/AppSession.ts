@@ -266,7 +266,7 @@ export class AppSession {
     if (rawEmail === undefined || passHash === undefined) return this.#status(id, "illegalCommand")
     const email = normalizeEmail(rawEmail)
     this.#state = "busy"
-    const peer: AppPeer = { remote: this.remote, session: this.#session, send: (n) => this.#notice(n) }
+    const peer: AppPeer = { remote: this.remote, session: this.#session, send: (n) => this.#guarded(n) }
     this.#env.run(
       Effect.gen(function*() {
         const directory = yield* Directory
@@ -306,6 +306,15 @@ export class AppSession {
   }
 
   // ---- after login ----
+
+  /** Called by the user actor: whatever goes wrong here closes this connection, never the actor. */
+  #guarded(notice: AppNotice) {
+    try {
+      this.#notice(notice)
+    } catch (cause) {
+      this.close(`session failed: ${cause instanceof Error ? cause.stack ?? cause.message : String(cause)}`)
+    }
+  }
 
   #notice(notice: AppNotice) {
     if (this.#state === "closed") return

@@ -167,7 +167,7 @@ export class HardwareSession {
       deviceId,
       remote: this.remote,
       session: this.#session,
-      send: (notice) => this.#notice(notice)
+      send: (notice) => this.#guarded(notice)
     }
     this.#env.run(
       Effect.flatMap(Deferred.make<boolean>(), (reply) =>
@@ -204,6 +204,15 @@ export class HardwareSession {
       }
     } catch (cause) {
       this.close(`session failed: ${String(cause)}`)
+    }
+  }
+
+  /** Called by the user actor: whatever goes wrong here closes this connection, never the actor. */
+  #guarded(notice: DeviceNotice) {
+    try {
+      this.#notice(notice)
+    } catch (cause) {
+      this.close(`session failed: ${cause instanceof Error ? cause.stack ?? cause.message : String(cause)}`)
     }
   }
 
