@@ -26,6 +26,8 @@ export type DeviceNotice =
   /** `pm` pairs (protocol.md §2.2), sent with id 1. */
   | { readonly _tag: "PinModes"; readonly modes: ReadonlyArray<string> }
   | { readonly _tag: "Status"; readonly id: number; readonly status: Status }
+  /** The app side came or went (`acon` / `adis`, protocol.md §2.3), id 7777. */
+  | { readonly _tag: "AppPresence"; readonly connected: boolean }
   /** The device asked for the time and its project has an RTC widget (in this time zone, if set). */
   | { readonly _tag: "Rtc"; readonly id: number; readonly timeZone: string | undefined }
   | { readonly _tag: "Close"; readonly reason: string }

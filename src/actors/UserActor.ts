@@ -144,6 +144,16 @@ export const make = (stream: string) =>
     }
     const socketsOf = (dashId: number, deviceId: number) => devices.get(deviceKey(dashId, deviceId))
 
+    /** protocol.md §2.3/§3.7: devices of active projects with `isAppConnectedOn` hear of apps. */
+    const tellPresence = (state: UserState, connected: boolean) => {
+      for (const dash of state.account?.dashboards ?? []) {
+        if (!dash.isActive || !flag(dash, "isAppConnectedOn")) continue
+        for (const device of dash.devices) {
+          for (const socket of socketsOf(dash.id, device.id) ?? []) socket.send({ _tag: "AppPresence", connected })
+        }
+      }
+    }
+
     const syncTo = (peer: AppPeer, state: UserState, dashId: number, deviceId: number | undefined) => {
       for (const [key, values] of state.pins) {
         const pin = parsePinKey(key)
@@ -350,9 +360,10 @@ export const make = (stream: string) =>
         case "AppAttach":
           if (state.account === undefined) return Effect.as(Deferred.succeed(message.reply, false), state)
           apps.add(message.peer)
+          tellPresence(state, true)
           return Effect.as(Deferred.succeed(message.reply, true), state)
         case "AppDetach":
-          apps.delete(message.peer)
+          if (apps.delete(message.peer)) tellPresence(state, false)
           return Effect.succeed(state)
         case "AppWrite": {
           const { peer } = message

@@ -225,6 +225,8 @@ export class HardwareSession {
         return this.#send(fromFields(Command.HARDWARE, 1, ["pm", ...notice.modes]))
       case "Status":
         return this.#status(notice.id, statusCode(notice.status))
+      case "AppPresence":
+        return this.#send(fromFields(Command.BLYNK_INTERNAL, 7777, [notice.connected ? "acon" : "adis"]))
       case "Rtc":
         return this.#send(fromFields(Command.BLYNK_INTERNAL, notice.id, ["rtc", String(wallClockSeconds(Date.now(), notice.timeZone))]))
       case "Close":

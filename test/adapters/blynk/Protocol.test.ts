@@ -302,6 +302,21 @@ describe("app protocol (protocol.md §2.1, §3.3, §3.6)", () => {
     for (const c of [zero, one, app]) await c.close()
   })
 
+  it("devices of an active project with isAppConnectedOn hear acon and adis (id 7777)", async () => {
+    const { app, email, hash } = await newAccount(server)
+    await createDash(app, { isAppConnectedOn: true })
+    const device = await connectDevice(server, await createDevice(app, 1, 0))
+    expect(await app.request(Command.ACTIVATE_DASHBOARD, nextId(), ["1"])).toBe(Status.OK)
+    const acon = device.next((f) => f.command === Command.BLYNK_INTERNAL && f.fields[0] === "acon")
+    const other = await loginApp(server, email, hash)
+    expect((await acon).id).toBe(7777)
+    const adis = device.next((f) => f.command === Command.BLYNK_INTERNAL && f.fields[0] === "adis")
+    await other.close()
+    expect((await adis).id).toBe(7777)
+    await device.close()
+    await app.close()
+  })
+
   it("LOGOUT answers OK and closes", async () => {
     const { app } = await newAccount(server)
     expect(await app.request(Command.LOGOUT, 5)).toBe(Status.OK)
