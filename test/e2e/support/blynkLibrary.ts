@@ -1,0 +1,153 @@
+/**
+ * The npm `blynk-library` 0.5.4 device client, loaded as it is (CommonJS, no types) and given the
+ * few types the tests use. See test/e2e/blynkLibrary.test.ts for what it sends on the wire.
+ */
+import { EventEmitter } from "node:events"
+import { createRequire } from "node:module"
+
+const require = createRequire(import.meta.url)
+
+export interface VirtualPin extends EventEmitter {
+  readonly pin: number
+}
+
+export interface BlynkDevice extends EventEmitter {
+  connect(): void
+  /** The library's reconnect interval while it is not logged in. */
+  timerConn?: ReturnType<typeof setInterval> | null
+  /** Closes the socket; `false` = do not reconnect. */
+  disconnect(reconnect?: boolean): void
+  virtualWrite(pin: number, value: string | number | ReadonlyArray<string | number>): void
+  syncVirtual(pin: number): void
+  syncAll(): void
+  readonly VirtualPin: new (pin: number) => VirtualPin
+  readonly conn: Connector
+}
+
+/** TcpClient / SslClient: `sock` is the live socket (a TLSSocket for SslClient) once connected. */
+export interface Connector extends EventEmitter {
+  readonly sock: (NodeJS.EventEmitter & { authorized?: boolean; destroyed?: boolean }) | null
+}
+
+interface BlynkLibraryModule {
+  readonly Blynk: new (
+    auth: string,
+    options: { connector: Connector; heartbeat?: number; skip_connect?: boolean }
+  ) => BlynkDevice
+  readonly TcpClient: new (options: { addr: string; port: number }) => Connector
+  readonly SslClient: new (options: { addr: string; port: number; ca: Buffer; servername?: string }) => Connector
+}
+
+export const blynkLibrary = require("blynk-library") as BlynkLibraryModule
+
+export type Transport =
+  | { readonly kind: "tcp"; readonly port: number }
+  | { readonly kind: "tls"; readonly port: number; readonly ca: string }
+
+/** A device: the library object plus what it did, for waits and failure reports. */
+export interface Device {
+  readonly blynk: BlynkDevice
+  readonly events: Array<string>
+  /** Resolves on the next 'connect' (login answered with 200/4); with `failFast`, rejects on a disconnect or error first. */
+  readonly nextConnect: (failFast: boolean) => Promise<void>
+  /** The values of the next write the server sends to virtual pin `pin` (HARDWARE `vw pin …`). */
+  readonly nextWrite: (pin: number) => Promise<Array<string>>
+  /** Stops the device for good (no reconnect). */
+  readonly close: () => void
+}
+
+/**
+ * Makes a device on `transport` with `token` and starts connecting. The library's own options:
+ * `addr`/`port` on the connector; for TLS `ca` (a Buffer) and `servername` (defaults to addr) —
+ * it connects with rejectUnauthorized:false but goes no further unless `sock.authorized`.
+ */
+export const makeDevice = (token: string, transport: Transport): Device => {
+  const connector = transport.kind === "tcp"
+    ? new blynkLibrary.TcpClient({ addr: "127.0.0.1", port: transport.port })
+    : new blynkLibrary.SslClient({ addr: "localhost", port: transport.port, ca: Buffer.from(transport.ca) })
+  const blynk = new blynkLibrary.Blynk(token, { connector, skip_connect: true })
+  const events: Array<string> = []
+  const pins = new Map<number, VirtualPin>()
+  let closed = false
+  blynk.on("connect", () => events.push("connect"))
+  blynk.on("disconnect", () => events.push("disconnect"))
+  // Without a listener an 'error' event would throw; the library retries by itself.
+  blynk.on("error", (error: unknown) => events.push(`error ${String(error)}`))
+
+  const pinOf = (pin: number) => {
+    let vpin = pins.get(pin)
+    if (vpin === undefined) {
+      vpin = new blynk.VirtualPin(pin)
+      vpin.on("write", (values: Array<string>) => events.push(`write V${pin} ${JSON.stringify(values)}`))
+      pins.set(pin, vpin)
+    }
+    return vpin
+  }
+
+  const nextConnect = (failFast: boolean) =>
+    new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        blynk.off("connect", onConnect)
+        blynk.off("disconnect", onDisconnect)
+        blynk.off("error", onError)
+      }
+      const onConnect = () => {
+        cleanup()
+        resolve()
+      }
+      const onDisconnect = () => {
+        if (!failFast) return
+        cleanup()
+        reject(new Error(`the device was disconnected before its login was answered; device events: ${events.join(", ")}`))
+      }
+      const onError = (error: unknown) => {
+        if (!failFast) return
+        cleanup()
+        reject(new Error(`device error before login: ${String(error)}; device events: ${events.join(", ")}`))
+      }
+      blynk.on("connect", onConnect)
+      blynk.on("disconnect", onDisconnect)
+      blynk.on("error", onError)
+    })
+
+  const nextWrite = (pin: number) =>
+    new Promise<Array<string>>((resolve, reject) => {
+      const vpin = pinOf(pin)
+      const onWrite = (values: Array<string>) => {
+        blynk.off("disconnect", onDisconnect)
+        resolve(values)
+      }
+      const onDisconnect = () => {
+        vpin.off("write", onWrite)
+        reject(new Error(`the device was disconnected while waiting for a write to V${pin}; device events: ${events.join(", ")}`))
+      }
+      vpin.once("write", onWrite)
+      blynk.once("disconnect", onDisconnect)
+    })
+
+  const close = () => {
+    if (closed) return
+    closed = true
+    // A reconnect the library has already scheduled must not bring the device back.
+    blynk.connect = () => {}
+    if (blynk.timerConn) clearInterval(blynk.timerConn)
+    blynk.timerConn = null
+    blynk.disconnect(false)
+  }
+
+  return { blynk, events, nextConnect, nextWrite, close }
+}
+
+/** Makes a device, connects it and resolves once its login is answered OK. */
+export const connectDevice = async (token: string, transport: Transport): Promise<Device> => {
+  const device = makeDevice(token, transport)
+  const connected = device.nextConnect(true)
+  device.blynk.connect()
+  try {
+    await connected
+  } catch (error) {
+    device.close()
+    throw error
+  }
+  return device
+}
