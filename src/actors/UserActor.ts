@@ -117,6 +117,11 @@ const metadataOf = (peer: { readonly remote: string; readonly session: string },
 
 const flag = (dash: Dashboard, name: string) => dash.settings[name] === true
 
+/** Forgets the values of a deleted device (`dash-device-`) or dashboard (`dash-`), as the pin state projection does. */
+const dropPins = (pins: PinValues, prefix: string) => {
+  for (const key of [...pins.keys()]) if (key.startsWith(prefix)) pins.delete(key)
+}
+
 /**
  * The single writer of an account's streams (DESIGN.md). Sessions tell it what their sockets
  * said; it decides, appends, evolves, and tells the sessions what changed. The sessions of the
@@ -190,6 +195,9 @@ export const make = (stream: string) =>
             }
           }
           if (events.length === 0) return { state: current, result: { account: next!, events } }
+          // A deletion must come after the pin writes already handed to the device log, or they
+          // would land after it and outlive it in the pin state.
+          if (events.some((e) => e._tag === "DeviceDeleted" || e._tag === "DashboardDeleted")) yield* deviceLog.idle
           const appended = yield* accountLog.append(stream, current.version === 0 ? "noStream" : current.version, events, metadata).pipe(
             Effect.catchIf((e): e is WrongExpectedVersion => e instanceof WrongExpectedVersion && attempt < 3, () => Effect.succeed(undefined))
           )
@@ -224,9 +232,11 @@ export const make = (stream: string) =>
             toApps({ _tag: "Deactivated", id, dashId: event.dashId }, peer)
             break
           case "DeviceDeleted":
+            dropPins(after.pins, `${event.dashId}-${event.deviceId}-`)
             for (const s of socketsOf(event.dashId, event.deviceId) ?? []) s.send({ _tag: "Close", reason: "device deleted" })
             break
           case "DashboardDeleted":
+            dropPins(after.pins, `${event.dashId}-`)
             for (const device of findDashboard(before.account, event.dashId)?.devices ?? []) {
               for (const s of socketsOf(event.dashId, device.id) ?? []) s.send({ _tag: "Close", reason: "dashboard deleted" })
             }
@@ -328,7 +338,7 @@ export const make = (stream: string) =>
         case "DeviceProperty": {
           const { peer } = message
           const dash = findDashboard(state.account, peer.dashId)
-          if (dash === undefined) return Effect.succeed(state)
+          if (dash === undefined || !findDevice(dash, peer.deviceId)) return Effect.succeed(state)
           state.pins.set(`${peer.dashId}-${peer.deviceId}-v${message.pin}-${message.property}`, [message.value])
           deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
             _tag: "Event",
@@ -475,7 +485,7 @@ export const make = (stream: string) =>
  */
 export const resolveTargets = (dash: Dashboard, targetId: number): ReadonlyArray<number> => {
   if (targetId < 100_000) return findDevice(dash, targetId) ? [targetId] : []
-  if (targetId < 200_000) return dash.tags.find((t) => t.id === targetId)?.deviceIds ?? []
+  if (targetId < 200_000) return (dash.tags.find((t) => t.id === targetId)?.deviceIds ?? []).filter((id) => findDevice(dash, id))
   const selector = dash.widgets.find((w) => widgetId(w) === targetId)
   if (selector === undefined) return []
   const id = Number(selector["value"])

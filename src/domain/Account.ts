@@ -336,6 +336,8 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
         if (!valid(TagId, tag.id) || typeof tag.name !== "string" || !tag.deviceIds.every((id) => valid(DeviceId, id))) {
           return reject("InvalidInput", "bad tag")
         }
+        const unknown = tag.deviceIds.find((id) => !findDevice(dash, id))
+        if (unknown !== undefined) return reject("UnknownDevice", `no device ${unknown}`)
         const exists = dash.tags.some((t) => t.id === tag.id)
         if (command._tag === "CreateTag" && exists) return reject("DuplicateId", `tag ${tag.id} exists`)
         if (command._tag === "UpdateTag" && !exists) return reject("UnknownTag", `no tag ${tag.id}`)

@@ -253,6 +253,32 @@ describe("app protocol (protocol.md §2.1, §3.3, §3.6)", () => {
     await app.close()
   })
 
+  it("a device deleted and made again starts without the old values, also after the actor restarts", async () => {
+    const { app, email } = await newAccount(server)
+    await createDash(app)
+    const first = await connectDevice(server, await createDevice(app, 1, 0))
+    for (let pin = 0; pin < 5; pin++) first.send(Command.HARDWARE, 10 + pin, ["vw", String(pin), "old"])
+    expect(await app.request(Command.DELETE_DEVICE, nextId(), ["1", "0"])).toBe(Status.OK)
+    await first.closed
+    const again = await connectDevice(server, await createDevice(app, 1, 0))
+    again.send(Command.HARDWARE, 29, ["vw", "99", "sentinel"])
+    // Answers come in the order the pins are listed, so once V99's is in, any for V0-V4 would be too.
+    const empty = async () => {
+      const from = again.received.length
+      again.send(Command.HARDWARE_SYNC, 30, ["vr", "0", "1", "2", "3", "4", "99"])
+      await again.next((f) => f.id === 30 && f.fields[1] === "99", from)
+      return again.received.slice(from).filter((f) => f.command === Command.HARDWARE && f.fields[1] !== "99")
+    }
+    expect(await empty()).toEqual([])
+    await server.run(Effect.gen(function*() {
+      const actor = yield* (yield* Directory).actor(accountStream(email, "Blynk"))
+      yield* actor.ref.kill
+    }))
+    expect(await empty()).toEqual([])
+    await again.close()
+    await app.close()
+  })
+
   it("ACTIVATE sends pm to the device, ACTIVATE to the other apps, and the stored values to every app (id 1111)", async () => {
     const { app, email, hash } = await newAccount(server)
     await createDash(app, { widgets: [{ id: 1, type: "BUTTON", pinType: "DIGITAL", pin: 13 }, { id: 2, type: "LED", pinType: "DIGITAL", pin: 2 }] })
