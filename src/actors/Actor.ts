@@ -42,6 +42,12 @@ export interface ActorOptions<S, M, E, R> {
   readonly initial: Effect.Effect<S, E, R>
   /** Handles one message; the returned state replaces the old one. A failure or defect is a crash. */
   readonly handle: (state: S, message: M) => Effect.Effect<S, E, R>
+  /**
+   * A fast path for messages that need no effect: returns the new state, or undefined to leave the
+   * message to `handle`. A throw is a crash, as a defect of `handle` is. Messages it takes are
+   * handled in a plain loop, many per turn of the worker fiber, which matters on hot paths.
+   */
+  readonly handleSync?: ((state: S, message: M) => S | undefined) | undefined
   /** Capacity of the mailbox; default 1024. */
   readonly mailboxSize?: number
   /** Delay before a restart or a retry of `initial`, doubling per consecutive failure; default 10 ms to 5 s. */
@@ -54,6 +60,8 @@ export interface ActorRef<M> {
   readonly tell: (message: M) => Effect.Effect<boolean>
   /** `tell` as a plain call, for socket callbacks on the hot path. */
   readonly offer: (message: M) => boolean
+  /** Enqueues a message, waiting while the mailbox is full; false once the actor is stopped. */
+  readonly offerWait: (message: M) => Effect.Effect<boolean>
   /**
    * Makes a reply `Deferred`, enqueues the message `make` builds around it, and waits for the reply.
    * Waits for room while the mailbox is full (backpressure: the caller waits for the reply anyway;
@@ -116,17 +124,54 @@ export const make = <S, M, E, R>(
           isStopped ? new ActorStopped({ actor: name }) : new ActorCrashed({ actor: name, reason: Cause.pretty(cause) })
       )
 
+    const failAsker = (envelope: Envelope<M>, cause: Cause.Cause<unknown>) => {
+      const abort = envelope.abort
+      return abort === undefined ? Effect.void : Effect.flatMap(abortFor(cause), (error) => Deferred.fail(abort, error))
+    }
+
+    // Taken from the mailbox, not yet handled. Kept outside the worker, so that a crash loses only
+    // the message being handled and the next worker goes on with the rest.
+    let taken: ReadonlyArray<Envelope<M>> = []
+    let next = 0
+    const handleSync = options.handleSync
+
     const worker: Effect.Effect<never, E, R> = Effect.gen(function*() {
       let state = yield* rebuild
       while (true) {
+        if (next >= taken.length) {
+          yield* Effect.uninterruptibleMask((restore) =>
+            Effect.map(restore(Queue.takeBetween(mailbox, 1, 4096)), (envelopes) => {
+              taken = envelopes
+              next = 0
+            })
+          )
+        }
+        if (handleSync !== undefined) {
+          while (next < taken.length) {
+            const envelope = taken[next]!
+            let after: S | undefined
+            try {
+              after = handleSync(state, envelope.message)
+            } catch (defect) {
+              next++
+              const cause = Cause.die(defect)
+              yield* failAsker(envelope, cause)
+              return yield* Effect.failCause(cause)
+            }
+            if (after === undefined) break
+            state = after
+            next++
+          }
+          if (next >= taken.length) {
+            yield* Ref.set(failures, 0)
+            continue
+          }
+        }
+        const envelope = taken[next++]!
         state = yield* Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(restore(Queue.take(mailbox)), (envelope) =>
-            restore(Effect.suspend(() => options.handle(state, envelope.message))).pipe(
-              Effect.onError((cause) => {
-                const abort = envelope.abort
-                return abort === undefined ? Effect.void : Effect.flatMap(abortFor(cause), (error) => Deferred.fail(abort, error))
-              })
-            ))
+          restore(Effect.suspend(() => options.handle(state, envelope.message))).pipe(
+            Effect.onError((cause) => failAsker(envelope, cause))
+          )
         )
         yield* Ref.set(failures, 0)
       }
@@ -167,6 +212,7 @@ export const make = <S, M, E, R>(
       name,
       tell: (message: M) => Effect.sync(() => Queue.offerUnsafe(mailbox, { message, abort: undefined })),
       offer: (message: M) => Queue.offerUnsafe(mailbox, { message, abort: undefined }),
+      offerWait: (message: M) => Queue.offer(mailbox, { message, abort: undefined }),
       ask,
       restarts: Ref.get(restarts),
       kill: Effect.suspend(() => (current === undefined ? Effect.void : Fiber.interrupt(current)))

@@ -6,9 +6,32 @@ import type { EventStore } from "../eventstore/EventStore.ts"
 
 const codec = EventCodec.typed(EventCodec.make(DeviceEvent))
 
+/** Who wrote: the session and address of the connection (the peer object itself, not a copy). */
+export interface Writer {
+  readonly session: string
+  readonly remote: string
+}
+
 export type Entry =
-  | { readonly _tag: "Write"; readonly dashId: number; readonly deviceId: number; readonly source: Source; readonly write: PinWrite; readonly metadata: Metadata }
+  | {
+    readonly _tag: "Write"
+    readonly dashId: number
+    readonly deviceId: number
+    readonly source: Source
+    readonly write: PinWrite
+    readonly by: Writer
+    /** Date.now() when it arrived; made into metadata only for the first entry of an append. */
+    readonly at: number
+  }
   | { readonly _tag: "Event"; readonly event: DeviceEvent; readonly metadata: Metadata }
+
+const metadataOf = (entry: Entry): Metadata =>
+  entry._tag === "Event" ? entry.metadata : {
+    actor: entry.source === "hardware" ? "device" : entry.source,
+    session: entry.by.session,
+    remoteAddress: entry.by.remote,
+    time: new Date(entry.at).toISOString()
+  }
 
 /** Runs an append in the background and calls back with its exit. */
 export type Runner = (effect: Effect.Effect<unknown, unknown, EventStore>, done: (exit: Exit.Exit<unknown, unknown>) => void) => void
@@ -60,7 +83,7 @@ export class DeviceLog {
     queue.pending = []
     queue.inFlight = true
     const events = toEvents(entries)
-    this.#run(codec.append(stream, "any", events, entries[0]!.metadata), (exit) => {
+    this.#run(codec.append(stream, "any", events, metadataOf(entries[0]!)), (exit) => {
       if (Exit.isFailure(exit)) {
         queue.pending = [...entries, ...queue.pending]
         Effect.runFork(Effect.logError(`device log: append to ${stream} failed, retrying`, Cause.pretty(exit.cause)))

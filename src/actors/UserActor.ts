@@ -247,12 +247,13 @@ export const make = (stream: string) =>
       }
     }
 
-    const handle = (state: UserState, message: UserMessage): Effect.Effect<UserState, unknown, EventStore | SqlClient> => {
+    /** What needs no effect: the hot paths (pin writes, syncs) run here, many per turn of the actor. */
+    const handleSync = (state: UserState, message: UserMessage): UserState | undefined => {
       switch (message._tag) {
         case "DeviceWrite": {
           const { peer, write } = message
           const dash = findDashboard(state.account, peer.dashId)
-          if (dash === undefined || !findDevice(dash, peer.deviceId)) return Effect.succeed(state)
+          if (dash === undefined || !findDevice(dash, peer.deviceId)) return state
           const [t, pin, ...values] = write
           state.pins.set(pinKey(peer.dashId, peer.deviceId, t, pin), values)
           deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
@@ -261,13 +262,141 @@ export const make = (stream: string) =>
             deviceId: peer.deviceId,
             source: "hardware",
             write,
-            metadata: metadataOf(peer, "device")
+            by: peer,
+            at: Date.now()
           })
           if (dash.isActive) {
             toApps({ _tag: "DeviceWrite", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId, body: message.body })
           }
-          return Effect.succeed(state)
+          return state
         }
+        case "DeviceLogout": {
+          const { peer } = message
+          const key = deviceKey(peer.dashId, peer.deviceId)
+          const sockets = devices.get(key)
+          if (!sockets?.delete(peer)) return state
+          if (sockets.size === 0) devices.delete(key)
+          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
+            _tag: "Event",
+            event: new DeviceDisconnected({ dashId: peer.dashId, deviceId: peer.deviceId, remote: peer.remote }),
+            metadata: metadataOf(peer, "device")
+          })
+          const dash = findDashboard(state.account, peer.dashId)
+          if (dash?.isActive && !flag(dash, "isNotificationsOff")) {
+            toApps({ _tag: "Offline", dashId: peer.dashId, deviceId: peer.deviceId })
+          }
+          return state
+        }
+        case "DeviceSync": {
+          const { peer } = message
+          const send = (pinType: PinType, pin: number) => {
+            const values = state.pins.get(pinKey(peer.dashId, peer.deviceId, pinType, pin))
+            if (values === undefined) return
+            peer.send({ _tag: "Write", id: message.id, body: new TextEncoder().encode([`${pinType}w`, String(pin), ...values].join("\0")) })
+          }
+          if (message.pins !== undefined) {
+            for (const { pinType, pin } of message.pins) send(pinType, pin)
+          } else {
+            const prefix = `${peer.dashId}-${peer.deviceId}-`
+            for (const key of state.pins.keys()) {
+              const parsed = key.startsWith(prefix) ? parsePinKey(key) : undefined
+              if (parsed) send(parsed.pinType, parsed.pin)
+            }
+          }
+          return state
+        }
+        case "DeviceProperty": {
+          const { peer } = message
+          const dash = findDashboard(state.account, peer.dashId)
+          if (dash === undefined || !findDevice(dash, peer.deviceId)) return state
+          state.pins.set(`${peer.dashId}-${peer.deviceId}-v${message.pin}-${message.property}`, [message.value])
+          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
+            _tag: "Event",
+            event: new PropertySet({ dashId: peer.dashId, deviceId: peer.deviceId, pin: message.pin, property: message.property, value: message.value }),
+            metadata: metadataOf(peer, "device")
+          })
+          if (dash.isActive) {
+            toApps({
+              _tag: "Property",
+              id: message.id,
+              dashId: peer.dashId,
+              deviceId: peer.deviceId,
+              pin: message.pin,
+              property: message.property,
+              value: message.value
+            })
+          }
+          return state
+        }
+        case "DeviceRtc": {
+          // protocol.md §2.3: answered only when the project has an RTC widget.
+          const rtc = findDashboard(state.account, message.peer.dashId)?.widgets.find((w) => w["type"] === "RTC")
+          if (rtc !== undefined) {
+            const tz = rtc["tzName"]
+            message.peer.send({ _tag: "Rtc", id: message.id, timeZone: typeof tz === "string" ? tz : undefined })
+          }
+          return state
+        }
+        case "AppDetach":
+          if (apps.delete(message.peer)) tellPresence(state, false)
+          return state
+        case "AppWrite": {
+          const { peer } = message
+          const dash = findDashboard(state.account, message.dashId)
+          if (dash === undefined) {
+            peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
+            return state
+          }
+          if (!dash.isActive) return state
+          const targets = resolveTargets(dash, message.targetId)
+          if (targets.length === 0) return state
+          if (message.write !== undefined) {
+            const [t, pin, ...values] = message.write
+            for (const deviceId of targets) {
+              state.pins.set(pinKey(dash.id, deviceId, t, pin), values)
+              deviceLog.push(deviceStream(stream, dash.id, deviceId), {
+                _tag: "Write",
+                dashId: dash.id,
+                deviceId,
+                source: "app",
+                write: message.write,
+                by: peer,
+                at: Date.now()
+              })
+            }
+          }
+          toApps({ _tag: "AppWrite", id: message.id, body: message.fullBody }, peer)
+          let online = 0
+          for (const deviceId of targets) {
+            for (const socket of socketsOf(dash.id, deviceId) ?? []) {
+              online++
+              socket.send({ _tag: "Write", id: message.id, body: message.body })
+            }
+          }
+          if (online === 0 && !flag(dash, "isNotificationsOff")) {
+            peer.send({ _tag: "Status", id: message.id, status: "deviceNotInNetwork" })
+          }
+          return state
+        }
+        case "AppSync": {
+          const dash = findDashboard(state.account, message.dashId)
+          if (dash === undefined) {
+            message.peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
+            return state
+          }
+          message.peer.send({ _tag: "Status", id: message.id, status: "ok" })
+          syncTo(message.peer, state, dash.id, message.deviceId)
+          return state
+        }
+        default:
+          return undefined
+      }
+    }
+
+    const handle = (state: UserState, message: UserMessage): Effect.Effect<UserState, unknown, EventStore | SqlClient> => {
+      const fast = handleSync(state, message)
+      if (fast !== undefined) return Effect.succeed(fast)
+      switch (message._tag) {
         case "DeviceLogin": {
           const { peer } = message
           const known = findDevice(findDashboard(state.account, peer.dashId), peer.deviceId)
@@ -300,128 +429,11 @@ export const make = (stream: string) =>
             toApps({ _tag: "Connected", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId })
           })), Effect.as(state))
         }
-        case "DeviceLogout": {
-          const { peer } = message
-          const key = deviceKey(peer.dashId, peer.deviceId)
-          const sockets = devices.get(key)
-          if (!sockets?.delete(peer)) return Effect.succeed(state)
-          if (sockets.size === 0) devices.delete(key)
-          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
-            _tag: "Event",
-            event: new DeviceDisconnected({ dashId: peer.dashId, deviceId: peer.deviceId, remote: peer.remote }),
-            metadata: metadataOf(peer, "device")
-          })
-          const dash = findDashboard(state.account, peer.dashId)
-          if (dash?.isActive && !flag(dash, "isNotificationsOff")) {
-            toApps({ _tag: "Offline", dashId: peer.dashId, deviceId: peer.deviceId })
-          }
-          return Effect.succeed(state)
-        }
-        case "DeviceSync": {
-          const { peer } = message
-          const send = (pinType: PinType, pin: number) => {
-            const values = state.pins.get(pinKey(peer.dashId, peer.deviceId, pinType, pin))
-            if (values === undefined) return
-            peer.send({ _tag: "Write", id: message.id, body: new TextEncoder().encode([`${pinType}w`, String(pin), ...values].join("\0")) })
-          }
-          if (message.pins !== undefined) {
-            for (const { pinType, pin } of message.pins) send(pinType, pin)
-          } else {
-            const prefix = `${peer.dashId}-${peer.deviceId}-`
-            for (const key of state.pins.keys()) {
-              const parsed = key.startsWith(prefix) ? parsePinKey(key) : undefined
-              if (parsed) send(parsed.pinType, parsed.pin)
-            }
-          }
-          return Effect.succeed(state)
-        }
-        case "DeviceProperty": {
-          const { peer } = message
-          const dash = findDashboard(state.account, peer.dashId)
-          if (dash === undefined || !findDevice(dash, peer.deviceId)) return Effect.succeed(state)
-          state.pins.set(`${peer.dashId}-${peer.deviceId}-v${message.pin}-${message.property}`, [message.value])
-          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
-            _tag: "Event",
-            event: new PropertySet({ dashId: peer.dashId, deviceId: peer.deviceId, pin: message.pin, property: message.property, value: message.value }),
-            metadata: metadataOf(peer, "device")
-          })
-          if (dash.isActive) {
-            toApps({
-              _tag: "Property",
-              id: message.id,
-              dashId: peer.dashId,
-              deviceId: peer.deviceId,
-              pin: message.pin,
-              property: message.property,
-              value: message.value
-            })
-          }
-          return Effect.succeed(state)
-        }
-        case "DeviceRtc": {
-          // protocol.md §2.3: answered only when the project has an RTC widget.
-          const rtc = findDashboard(state.account, message.peer.dashId)?.widgets.find((w) => w["type"] === "RTC")
-          if (rtc !== undefined) {
-            const tz = rtc["tzName"]
-            message.peer.send({ _tag: "Rtc", id: message.id, timeZone: typeof tz === "string" ? tz : undefined })
-          }
-          return Effect.succeed(state)
-        }
         case "AppAttach":
           if (state.account === undefined) return Effect.as(Deferred.succeed(message.reply, false), state)
           apps.add(message.peer)
           tellPresence(state, true)
           return Effect.as(Deferred.succeed(message.reply, true), state)
-        case "AppDetach":
-          if (apps.delete(message.peer)) tellPresence(state, false)
-          return Effect.succeed(state)
-        case "AppWrite": {
-          const { peer } = message
-          const dash = findDashboard(state.account, message.dashId)
-          if (dash === undefined) {
-            peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
-            return Effect.succeed(state)
-          }
-          if (!dash.isActive) return Effect.succeed(state)
-          const targets = resolveTargets(dash, message.targetId)
-          if (targets.length === 0) return Effect.succeed(state)
-          if (message.write !== undefined) {
-            const [t, pin, ...values] = message.write
-            for (const deviceId of targets) {
-              state.pins.set(pinKey(dash.id, deviceId, t, pin), values)
-              deviceLog.push(deviceStream(stream, dash.id, deviceId), {
-                _tag: "Write",
-                dashId: dash.id,
-                deviceId,
-                source: "app",
-                write: message.write,
-                metadata: metadataOf(peer, "app")
-              })
-            }
-          }
-          toApps({ _tag: "AppWrite", id: message.id, body: message.fullBody }, peer)
-          let online = 0
-          for (const deviceId of targets) {
-            for (const socket of socketsOf(dash.id, deviceId) ?? []) {
-              online++
-              socket.send({ _tag: "Write", id: message.id, body: message.body })
-            }
-          }
-          if (online === 0 && !flag(dash, "isNotificationsOff")) {
-            peer.send({ _tag: "Status", id: message.id, status: "deviceNotInNetwork" })
-          }
-          return Effect.succeed(state)
-        }
-        case "AppSync": {
-          const dash = findDashboard(state.account, message.dashId)
-          if (dash === undefined) {
-            message.peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
-            return Effect.succeed(state)
-          }
-          message.peer.send({ _tag: "Status", id: message.id, status: "ok" })
-          syncTo(message.peer, state, dash.id, message.deviceId)
-          return Effect.succeed(state)
-        }
         case "Execute": {
           const { peer } = message
           return Effect.gen(function*() {
@@ -466,6 +478,9 @@ export const make = (stream: string) =>
             state
           )
         }
+        default:
+          // Handled by handleSync above.
+          return Effect.succeed(state)
       }
     }
 
@@ -473,6 +488,7 @@ export const make = (stream: string) =>
       name: stream,
       initial: load,
       handle,
+      handleSync,
       mailboxSize: 65_536
     })
     yield* Effect.addFinalizer(() => deviceLog.idle)

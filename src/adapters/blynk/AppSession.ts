@@ -2,7 +2,7 @@ import { Deferred, Effect, Exit } from "effect"
 import { deflateSync } from "node:zlib"
 import { Directory } from "../../actors/Directory.ts"
 import type { AppNotice, AppPeer, Status as StatusMeaning } from "../../actors/Peer.ts"
-import type { ExecuteResult, UserActor, UserView } from "../../actors/UserActor.ts"
+import type { ExecuteResult, UserActor, UserMessage, UserView } from "../../actors/UserActor.ts"
 import {
   type Account,
   type AccountCommand,
@@ -19,10 +19,11 @@ import type { Metadata } from "../../eventstore/Event.ts"
 import { hashPassword, newToken, verifyPassword } from "../security/Passwords.ts"
 import { Command } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
-import { bodyFields, bodyText, encodeApp, encodeDashWs, type Frame, fromFields, type Message, response } from "./Frame.ts"
+import { APP_HEADER, bodyFields, bodyText, encodeApp, encodeDashWs, type Frame, fromFields, type Message, response } from "./Frame.ts"
 import { appDecoder, decodeDashWs, type FrameDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseAppHardware } from "./HardwareBody.ts"
 import { dashJson, deviceJson, type Live, profileJson, projectSettingKeys, settingsOf, widgetWithValue } from "./ProfileJson.ts"
+import { Delivery } from "./Delivery.ts"
 import type { SessionEnv, Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
@@ -93,6 +94,7 @@ export class AppSession {
   readonly #watch: Watched
   readonly #session: string
   #transport: Transport | undefined
+  readonly #delivery: Delivery
   #state: "new" | "busy" | "ready" | "closed" = "new"
   #queued: Array<Frame> = []
   #registered = false
@@ -108,11 +110,16 @@ export class AppSession {
     this.#meter = new FloodMeter(env.settings.messageQuota, Date.now())
     this.#watch = { lastSeen: Date.now(), idleMs: env.settings.appIdleSeconds * 1000, onIdle: () => this.close("idle timeout") }
     env.sweeper.add(this.#watch)
+    this.#delivery = new Delivery(env, () => this.#transport)
     this.#transport = attach({ data: (chunk) => this.#receive(chunk), closed: () => this.#closed() })
   }
 
   get remote() {
     return this.#transport?.remote ?? "unknown"
+  }
+
+  #deliver(message: UserMessage) {
+    this.#delivery.send(this.#actor!, message)
   }
 
   #now() {
@@ -130,7 +137,7 @@ export class AppSession {
     if (this.#state === "closed") return
     this.#state = "closed"
     this.#env.sweeper.remove(this.#watch)
-    if (this.#actor && this.#peer) this.#actor.ref.offer({ _tag: "AppDetach", peer: this.#peer })
+    if (this.#actor && this.#peer) this.#deliver({ _tag: "AppDetach", peer: this.#peer })
   }
 
   #write(frame: Frame) {
@@ -283,7 +290,7 @@ export class AppSession {
       }),
       (exit) => {
         if (this.#now() === "closed") {
-          if (Exit.isSuccess(exit) && typeof exit.value !== "string") exit.value.ref.offer({ _tag: "AppDetach", peer })
+          if (Exit.isSuccess(exit) && typeof exit.value !== "string") this.#delivery.send(exit.value, { _tag: "AppDetach", peer })
           return
         }
         if (Exit.isFailure(exit)) {
@@ -320,6 +327,7 @@ export class AppSession {
     if (this.#state === "closed") return
     switch (notice._tag) {
       case "DeviceWrite": {
+        if (this.#framing === "app") return void this.#transport?.write(encodeForward(notice.id, notice.dashId, notice.deviceId, notice.body))
         const prefix = encoder.encode(`${notice.dashId}-${notice.deviceId}\0`)
         const body = new Uint8Array(prefix.length + notice.body.length)
         body.set(prefix)
@@ -589,7 +597,7 @@ export class AppSession {
         const [dashText, deviceText] = target.split("-")
         const dashId = int(dashText)
         const deviceId = deviceText === undefined ? undefined : int(deviceText)
-        return this.#actor!.ref.offer({ _tag: "AppSync", peer: this.#peer!, id, dashId, deviceId })
+        return this.#deliver({ _tag: "AppSync", peer: this.#peer!, id, dashId, deviceId })
       }
       case Command.GET_ENERGY: return this.#reply(Command.GET_ENERGY, id, String(ENERGY))
       case Command.LOGOUT:
@@ -618,7 +626,7 @@ export class AppSession {
     // From an app only writes act (protocol.md §2.2); reads and pin modes are the server's job.
     if (command._tag !== "Write") return
     const nul = frame.body.indexOf(0)
-    this.#actor!.ref.offer({
+    this.#deliver({
       _tag: "AppWrite",
       peer: this.#peer!,
       id: frame.id,
@@ -629,6 +637,22 @@ export class AppSession {
       fullBody: frame.body
     })
   }
+}
+
+/**
+ * The hot path of the app side: a device's write as HARDWARE `dashId-deviceId\0<body>` in app
+ * framing, built in one allocation (the prefix is ASCII digits).
+ */
+const encodeForward = (id: number, dashId: number, deviceId: number, body: Uint8Array): Buffer => {
+  const prefix = `${dashId}-${deviceId}\0`
+  const length = prefix.length + body.length
+  const out = Buffer.allocUnsafe(APP_HEADER + length)
+  out[0] = Command.HARDWARE
+  out.writeUInt16BE(id, 1)
+  out.writeUInt32BE(length, 3)
+  out.write(prefix, APP_HEADER, "latin1")
+  out.set(body, APP_HEADER + prefix.length)
+  return out
 }
 
 const ask = <A>(actor: UserActor, make: (reply: Deferred.Deferred<A>) => Parameters<UserActor["ref"]["offer"]>[0]) =>

@@ -1,13 +1,14 @@
 import { Deferred, Effect, Exit, Option } from "effect"
 import { Directory } from "../../actors/Directory.ts"
 import type { DeviceNotice, DevicePeer } from "../../actors/Peer.ts"
-import type { UserActor } from "../../actors/UserActor.ts"
+import type { UserActor, UserMessage } from "../../actors/UserActor.ts"
 import { findByToken } from "../../eventstore/projections/DeviceTokens.ts"
 import { Command } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
 import { bodyFields, bodyText, encodeHardware, type Frame, fromFields, type Message, response } from "./Frame.ts"
 import { type FrameDecoder, hardwareDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseHardware, parseInternal } from "./HardwareBody.ts"
+import { Delivery } from "./Delivery.ts"
 import type { SessionEnv, Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
@@ -35,6 +36,7 @@ export class HardwareSession {
   readonly #watch: Watched
   readonly #session: string
   #transport: Transport | undefined
+  readonly #delivery: Delivery
   #state: "new" | "loggingIn" | "ready" | "closed" = "new"
   #queued: Array<Frame> = []
   #actor: UserActor | undefined
@@ -53,11 +55,16 @@ export class HardwareSession {
     }
     this.#idleFactor = factor
     env.sweeper.add(this.#watch)
+    this.#delivery = new Delivery(env, () => this.#transport)
     this.#transport = attach({ data: (chunk) => this.#receive(chunk), closed: () => this.#closed() })
   }
   readonly #idleFactor: number
 
   /** The state, read through a call so that checks after a handler ran are not narrowed away. */
+  #deliver(message: UserMessage) {
+    this.#delivery.send(this.#actor!, message)
+  }
+
   #now() {
     return this.#state
   }
@@ -77,7 +84,7 @@ export class HardwareSession {
     if (this.#state === "closed") return
     this.#state = "closed"
     this.#env.sweeper.remove(this.#watch)
-    if (this.#actor && this.#peer) this.#actor.ref.offer({ _tag: "DeviceLogout", peer: this.#peer })
+    if (this.#actor && this.#peer) this.#deliver({ _tag: "DeviceLogout", peer: this.#peer })
   }
 
   #write(frame: Frame) {
@@ -177,7 +184,7 @@ export class HardwareSession {
         )),
       (exit) => {
         if (this.#state === "closed") {
-          if (Exit.isSuccess(exit) && exit.value) actor.ref.offer({ _tag: "DeviceLogout", peer })
+          if (Exit.isSuccess(exit) && exit.value) this.#delivery.send(actor, { _tag: "DeviceLogout", peer })
           return
         }
         if (Exit.isFailure(exit) || !exit.value) {
@@ -247,7 +254,7 @@ export class HardwareSession {
     if (parsed instanceof IllegalCommand) return this.#status(frame.id, statusCode("illegalCommand"))
     // From a device only writes do anything (protocol.md §2.2).
     if (parsed._tag !== "Write") return
-    this.#actor!.ref.offer({
+    this.#deliver({
       _tag: "DeviceWrite",
       peer: this.#peer!,
       id: frame.id,
@@ -267,7 +274,7 @@ export class HardwareSession {
         return this.#status(frame.id, statusCode("ok"))
       }
       case "Rtc":
-        return this.#actor!.ref.offer({ _tag: "DeviceRtc", peer: this.#peer!, id: frame.id })
+        return this.#deliver({ _tag: "DeviceRtc", peer: this.#peer!, id: frame.id })
       case "Other":
         return
     }
@@ -276,7 +283,7 @@ export class HardwareSession {
   #sync(frame: Message) {
     const fields = bodyFields(frame.body)
     if (fields.length === 0) {
-      return this.#actor!.ref.offer({ _tag: "DeviceSync", peer: this.#peer!, id: frame.id, pins: undefined })
+      return this.#deliver({ _tag: "DeviceSync", peer: this.#peer!, id: frame.id, pins: undefined })
     }
     const op = fields[0]!.toLowerCase()
     const pinType = op.charAt(0)
@@ -287,7 +294,7 @@ export class HardwareSession {
     if (pins.length === 0 || !pins.every((p) => Number.isInteger(p) && p >= 0 && p <= 255)) {
       return this.#status(frame.id, statusCode("illegalCommand"))
     }
-    this.#actor!.ref.offer({ _tag: "DeviceSync", peer: this.#peer!, id: frame.id, pins: pins.map((pin) => ({ pinType, pin })) })
+    this.#deliver({ _tag: "DeviceSync", peer: this.#peer!, id: frame.id, pins: pins.map((pin) => ({ pinType, pin })) })
   }
 
   #property(frame: Message) {
@@ -297,7 +304,7 @@ export class HardwareSession {
       return this.#status(frame.id, statusCode("illegalCommand"))
     }
     if (!widgetProperties.has(property)) return this.#status(frame.id, statusCode("illegalCommandBody"))
-    this.#actor!.ref.offer({ _tag: "DeviceProperty", peer: this.#peer!, id: frame.id, pin, property, value: values.join("\0") })
+    this.#deliver({ _tag: "DeviceProperty", peer: this.#peer!, id: frame.id, pin, property, value: values.join("\0") })
     this.#status(frame.id, statusCode("ok"))
   }
 }

@@ -10,6 +10,9 @@ export interface Transport {
   /** Writes one encoded frame. Returns false when the peer is too slow and the frame was dropped. */
   readonly write: (bytes: Uint8Array) => boolean
   readonly close: () => void
+  /** Stops reading (backpressure) until `resume`. */
+  readonly pause: () => void
+  readonly resume: () => void
 }
 
 /** Past this many unsent bytes a connection drops what it is sent rather than grow without end. */
@@ -33,7 +36,9 @@ export const fromSocket = (socket: Net.Socket, events: () => TransportEvents): T
       socket.write(bytes)
       return true
     },
-    close: () => socket.destroy()
+    close: () => socket.destroy(),
+    pause: () => socket.pause(),
+    resume: () => socket.resume()
   }
   const handlers = events()
   socket.on("data", handlers.data)
@@ -52,7 +57,9 @@ export const fromWebSocket = (ws: WebSocket, remote: string, events: () => Trans
       ws.send(bytes, { binary: true })
       return true
     },
-    close: () => ws.terminate()
+    close: () => ws.terminate(),
+    pause: () => ws.pause(),
+    resume: () => ws.resume()
   }
   const handlers = events()
   ws.on("message", (data: Buffer | ArrayBuffer | Array<Buffer>) => {
