@@ -2,10 +2,27 @@ import { Effect, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted } from "../../domain/Account.ts"
-import { PinsWritten, pinKey, PropertySet, propertyKey } from "../../domain/Pins.ts"
+import { PinsWritten, type PinWrite, pinKey, PropertySet, propertyKey } from "../../domain/Pins.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
 
 const decodeWrites = Schema.decodeUnknownOption(Schema.toCodecJson(PinsWritten))
+const isWrite = (w: unknown): w is PinWrite =>
+  Array.isArray(w) && w.length >= 3 && (w[0] === "v" || w[0] === "d" || w[0] === "a") && Number.isInteger(w[1]) &&
+  w.every((x, i) => i < 2 || typeof x === "string")
+
+/**
+ * The many-writes event read without the schema machinery (the hot path: every batch of pin
+ * writes passes here), falling back to the schema when the quick look is not sure.
+ */
+const pinsWrittenOf = (data: unknown): { dashId: number; deviceId: number; writes: ReadonlyArray<PinWrite> } | undefined => {
+  if (typeof data === "object" && data !== null) {
+    const d = data as { dashId?: unknown; deviceId?: unknown; writes?: unknown }
+    if (Number.isInteger(d.dashId) && Number.isInteger(d.deviceId) && Array.isArray(d.writes) && d.writes.every(isWrite)) {
+      return { dashId: d.dashId as number, deviceId: d.deviceId as number, writes: d.writes }
+    }
+  }
+  return Option.getOrUndefined(decodeWrites(data))
+}
 const decodeProperty = Schema.decodeUnknownOption(Schema.toCodecJson(PropertySet))
 const decodeDeviceDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceDeleted))
 const decodeDashboardDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DashboardDeleted))
@@ -38,7 +55,7 @@ export const PinState: InlineProjection = {
       for (const e of events) {
         switch (e.type) {
           case "PinsWritten": {
-            const w = Option.getOrUndefined(decodeWrites(e.data))
+            const w = pinsWrittenOf(e.data)
             if (w === undefined) break
             const account = accountOf(e.streamId)
             for (const [t, pin, ...values] of w.writes) put(account, pinKey(w.dashId, w.deviceId, t, pin), values, e.position)
