@@ -94,7 +94,7 @@ export class AppSession {
   readonly #watch: Watched
   readonly #session: string
   #transport: Transport | undefined
-  readonly #delivery: Delivery
+  readonly #delivery: Delivery<UserMessage>
   #state: "new" | "busy" | "ready" | "closed" = "new"
   #queued: Array<Frame> = []
   #registered = false

@@ -1,6 +1,5 @@
-import type { UserMessage } from "../../actors/UserActor.ts"
-import type { UserActor } from "../../actors/UserActor.ts"
 import { Effect } from "effect"
+import type { ActorRef } from "../../actors/Actor.ts"
 import type { SessionEnv } from "./SessionEnv.ts"
 import type { Transport } from "./Transport.ts"
 
@@ -9,17 +8,17 @@ import type { Transport } from "./Transport.ts"
  * full, the connection stops reading and the messages wait here, in order, until there is room.
  * So an overloaded server slows its devices down (TCP backpressure) instead of dropping writes.
  */
-export class Delivery {
-  readonly #env: SessionEnv["Service"]
-  readonly #transport: () => Transport | undefined
-  #backlog: Array<UserMessage> | undefined
+export class Delivery<M> {
+  readonly #env: Pick<SessionEnv["Service"], "run">
+  readonly #transport: () => Pick<Transport, "pause" | "resume"> | undefined
+  #backlog: Array<M> | undefined
 
-  constructor(env: SessionEnv["Service"], transport: () => Transport | undefined) {
+  constructor(env: Pick<SessionEnv["Service"], "run">, transport: () => Pick<Transport, "pause" | "resume"> | undefined) {
     this.#env = env
     this.#transport = transport
   }
 
-  send(actor: UserActor, message: UserMessage) {
+  send(actor: { readonly ref: ActorRef<M> }, message: M) {
     if (this.#backlog !== undefined) return void this.#backlog.push(message)
     if (actor.ref.offer(message)) return
     const backlog = [message]

@@ -36,7 +36,7 @@ export class HardwareSession {
   readonly #watch: Watched
   readonly #session: string
   #transport: Transport | undefined
-  readonly #delivery: Delivery
+  readonly #delivery: Delivery<UserMessage>
   #state: "new" | "loggingIn" | "ready" | "closed" = "new"
   #queued: Array<Frame> = []
   #actor: UserActor | undefined

@@ -342,7 +342,7 @@ class FrameBeforeLogin implements Cmd {
  * Far above what any command takes. Waits are for events, but an answer that never comes must
  * fail the command (which fast-check then shrinks) rather than time the whole test out.
  */
-const DEADLINE_MS = 2000
+const DEADLINE_MS = 8000
 
 /** `running`, failing if it has not settled within the deadline. */
 const within = <A>(what: string, running: Promise<A>): Promise<A> => {
