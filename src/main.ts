@@ -70,7 +70,7 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
       hardwareIdleSeconds: config.hardwareIdleSeconds,
       appIdleSeconds: config.appIdleSeconds
     })),
-    Layer.provide(Directory.layer)
+    Layer.provide(Directory.layerWith({ deviceLogIntervalMillis: config.deviceLogIntervalMs }))
   )))
 
 /** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */

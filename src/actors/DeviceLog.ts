@@ -55,11 +55,18 @@ export class DeviceLog {
   readonly #streams = new Map<string, StreamQueue>()
   readonly #run: Runner
   readonly #retryMillis: number
+  readonly #intervalMillis: number
   #idle: Array<() => void> = []
 
-  constructor(run: Runner, retryMillis = 1000) {
+  /**
+   * `intervalMillis`: while a stream stays busy, its appends start at least this far apart, so
+   * under load each event carries more writes (fewer, larger events cost the log much less). A
+   * write after a quiet spell is appended at once.
+   */
+  constructor(run: Runner, options: { readonly retryMillis?: number; readonly intervalMillis?: number } = {}) {
     this.#run = run
-    this.#retryMillis = retryMillis
+    this.#retryMillis = options.retryMillis ?? 1000
+    this.#intervalMillis = options.intervalMillis ?? 0
   }
 
   push(stream: string, entry: Entry) {
@@ -82,6 +89,7 @@ export class DeviceLog {
     const entries = queue.pending
     queue.pending = []
     queue.inFlight = true
+    const started = Date.now()
     this.#run(append(stream, entries), (exit) => {
       if (Exit.isFailure(exit)) {
         queue.pending = [...entries, ...queue.pending]
@@ -89,7 +97,11 @@ export class DeviceLog {
         setTimeout(() => this.#flush(stream, queue), this.#retryMillis)
         return
       }
-      if (queue.pending.length > 0) return this.#flush(stream, queue)
+      if (queue.pending.length > 0) {
+        const wait = started + this.#intervalMillis - Date.now()
+        if (wait <= 0) return this.#flush(stream, queue)
+        return void setTimeout(() => this.#flush(stream, queue), wait)
+      }
       queue.inFlight = false
       this.#streams.delete(stream)
       if (this.#streams.size === 0) {

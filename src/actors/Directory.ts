@@ -16,7 +16,7 @@ export class Directory extends Context.Service<Directory, {
   readonly all: Effect.Effect<ReadonlyArray<UserActor.UserActor>>
 }>()("pinledger/actors/Directory") {}
 
-export const layer: Layer.Layer<Directory, never, EventStore | SqlClient> = Layer.effect(
+export const layerWith = (options: UserActor.UserActorOptions): Layer.Layer<Directory, never, EventStore | SqlClient> => Layer.effect(
   Directory,
   Effect.gen(function*() {
     const parent = yield* Effect.scope
@@ -31,7 +31,7 @@ export const layer: Layer.Layer<Directory, never, EventStore | SqlClient> = Laye
           const deferred = yield* Deferred.make<UserActor.UserActor>()
           const scope = yield* Scope.fork(parent, "sequential")
           actors.set(stream, { actor: deferred, scope })
-          const made = yield* UserActor.make(stream).pipe(Scope.provide(scope), Effect.provideContext(context))
+          const made = yield* UserActor.make(stream, options).pipe(Scope.provide(scope), Effect.provideContext(context))
           yield* Deferred.succeed(deferred, made)
           return made
         }))
@@ -50,3 +50,6 @@ export const layer: Layer.Layer<Directory, never, EventStore | SqlClient> = Laye
     return { actor, evict, all }
   })
 )
+
+/** The directory with default actor options. */
+export const layer: Layer.Layer<Directory, never, EventStore | SqlClient> = layerWith({})

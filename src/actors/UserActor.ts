@@ -128,13 +128,18 @@ const dropPins = (pins: PinValues, prefix: string) => {
  * account are kept outside the state, so a restarted actor (rebuilt from the log) still knows
  * who is connected.
  */
-export const make = (stream: string) =>
+export interface UserActorOptions {
+  /** While a device stream stays busy, its appends start at least this far apart (see DeviceLog). */
+  readonly deviceLogIntervalMillis?: number
+}
+
+export const make = (stream: string, options: UserActorOptions = {}) =>
   Effect.gen(function*() {
     const context = yield* Effect.context<EventStore | SqlClient>()
     const runCallback = Effect.runCallbackWith(context)
     const deviceLog = new DeviceLog((effect, done) => {
       runCallback(effect, { onExit: done })
-    })
+    }, { intervalMillis: options.deviceLogIntervalMillis ?? 0 })
     const devices = new Map<string, Set<DevicePeer>>()
     const apps = new Set<AppPeer>()
 

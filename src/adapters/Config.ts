@@ -24,7 +24,8 @@ export const ServerConfig = Config.all({
   groupCommitWriters: Positive("PINLEDGER_GROUP_COMMIT_WRITERS").pipe(Config.withDefault(2)),
   messageQuota: Positive("PINLEDGER_MESSAGE_QUOTA").pipe(Config.withDefault(100)),
   hardwareIdleSeconds: NonNegative("PINLEDGER_HARDWARE_IDLE_SECONDS").pipe(Config.withDefault(10)),
-  appIdleSeconds: NonNegative("PINLEDGER_APP_IDLE_SECONDS").pipe(Config.withDefault(300))
+  appIdleSeconds: NonNegative("PINLEDGER_APP_IDLE_SECONDS").pipe(Config.withDefault(300)),
+  deviceLogIntervalMs: NonNegative("PINLEDGER_DEVICE_LOG_INTERVAL_MS").pipe(Config.withDefault(250))
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
 
