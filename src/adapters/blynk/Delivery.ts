@@ -24,17 +24,24 @@ export class Delivery<M> {
     const backlog = [message]
     this.#backlog = backlog
     this.#transport()?.pause()
-    this.#env.run(
-      Effect.gen(function*() {
-        // Messages queued meanwhile join the backlog; the loop takes them too, in order.
-        for (let i = 0; i < backlog.length; i++) {
-          if (!(yield* actor.ref.offerWait(backlog[i]!))) return
+    let delivered = 0
+    const drain = () =>
+      this.#env.run(
+        Effect.gen(function*() {
+          // Messages queued meanwhile join the backlog; the loop takes them too, in order.
+          while (delivered < backlog.length) {
+            if (!(yield* actor.ref.offerWait(backlog[delivered]!))) return false
+            delivered++
+          }
+          return true
+        }),
+        (exit) => {
+          // Whatever joined after the loop's last look goes too, before reading resumes.
+          if (exit._tag === "Success" && exit.value && delivered < backlog.length) return drain()
+          this.#backlog = undefined
+          this.#transport()?.resume()
         }
-      }),
-      () => {
-        this.#backlog = undefined
-        this.#transport()?.resume()
-      }
-    )
+      )
+    drain()
   }
 }
