@@ -1,5 +1,5 @@
 import { Effect, Stream } from "effect"
-import { type AccountCommand, AccountEvent, AccountRejected, type AccountState, decide, evolve } from "../domain/Account.ts"
+import { type AccountCommand, AccountEvent, AccountRejected, type AccountState, decideAll, evolve } from "../domain/Account.ts"
 import { accountStream } from "../domain/Streams.ts"
 import type { Metadata } from "../eventstore/Event.ts"
 import * as EventCodec from "../eventstore/EventCodec.ts"
@@ -29,16 +29,8 @@ export const execute = (
   Effect.gen(function*() {
     const stream = accountStream(email, appName)
     const { state, version } = yield* load(stream)
-    let next = state
-    const events: Array<AccountEvent> = []
-    for (const command of commands(state)) {
-      const decided = decide(next, command)
-      if (decided instanceof AccountRejected) return yield* decided
-      for (const event of decided) {
-        events.push(event)
-        next = evolve(next, event)
-      }
-    }
-    if (events.length > 0) yield* log.append(stream, version === 0 ? "noStream" : version, events, metadata)
-    return { state: next, events }
+    const decided = decideAll(state, commands(state))
+    if (decided instanceof AccountRejected) return yield* decided
+    if (decided.events.length > 0) yield* log.append(stream, version === 0 ? "noStream" : version, decided.events, metadata)
+    return decided
   })

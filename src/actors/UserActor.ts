@@ -3,12 +3,11 @@ import type { SqlClient } from "effect/sql/SqlClient"
 import {
   type Account,
   type AccountCommand,
-  type AccountEvent,
+  AccountEvent,
   AccountRejected,
   type AccountState,
   type Dashboard,
-  decide,
-  evolve,
+  decideAll,
   findDashboard,
   findDevice
 } from "../domain/Account.ts"
@@ -24,7 +23,6 @@ import * as Actor from "./Actor.ts"
 import * as AccountLog from "./AccountLog.ts"
 import { DeviceLog } from "./DeviceLog.ts"
 import type { AppNotice, AppPeer, DevicePeer } from "./Peer.ts"
-import { AccountEvent as AccountEventSchema } from "../domain/Account.ts"
 
 /** What a user actor holds: the account as its stream says, and the last value of every pin. */
 export interface UserState {
@@ -104,7 +102,7 @@ export interface UserActor {
 }
 
 const SYNC_ID = 1111
-const accountLog = EventCodec.typed(EventCodec.make(AccountEventSchema))
+const accountLog = EventCodec.typed(EventCodec.make(AccountEvent))
 
 const deviceKey = (dashId: number, deviceId: number) => `${dashId}-${deviceId}`
 
@@ -189,16 +187,9 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       Effect.gen(function*() {
         let current = state
         for (let attempt = 0;; attempt++) {
-          let next = current.account
-          const events: Array<AccountEvent> = []
-          for (const command of commands(current.account)) {
-            const decided = decide(next, command)
-            if (decided instanceof AccountRejected) return { state: current, result: decided }
-            for (const event of decided) {
-              events.push(event)
-              next = evolve(next, event)
-            }
-          }
+          const decided = decideAll(current.account, commands(current.account))
+          if (decided instanceof AccountRejected) return { state: current, result: decided }
+          const { state: next, events } = decided
           if (events.length === 0) return { state: current, result: { account: next!, events } }
           // A deletion must come after the pin writes already handed to the device log, or they
           // would land after it and outlive it in the pin state.

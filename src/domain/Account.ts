@@ -439,6 +439,24 @@ export const evolve = (state: AccountState, event: AccountEvent): AccountState =
   }
 }
 
+/** Decides commands one after the other, each on the state the ones before it left: all or nothing. */
+export const decideAll = (
+  state: AccountState,
+  commands: ReadonlyArray<AccountCommand>
+): { readonly state: AccountState; readonly events: ReadonlyArray<AccountEvent> } | AccountRejected => {
+  let next = state
+  const events: Array<AccountEvent> = []
+  for (const command of commands) {
+    const decided = decide(next, command)
+    if (decided instanceof AccountRejected) return decided
+    for (const event of decided) {
+      events.push(event)
+      next = evolve(next, event)
+    }
+  }
+  return { state: next, events }
+}
+
 export const replay = (events: Iterable<AccountEvent>): AccountState => {
   let state: AccountState = undefined
   for (const event of events) state = evolve(state, event)

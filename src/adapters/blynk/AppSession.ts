@@ -22,7 +22,7 @@ import { FloodMeter } from "./FloodMeter.ts"
 import { APP_HEADER, bodyFields, bodyText, encodeApp, encodeDashWs, type Frame, fromFields, type Message, response } from "./Frame.ts"
 import { appDecoder, decodeDashWs, type FrameDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseAppHardware } from "./HardwareBody.ts"
-import { dashJson, deviceJson, type Live, profileJson, projectSettingKeys, settingsOf, widgetWithValue } from "./ProfileJson.ts"
+import { dashJson, deviceJson, type Live, profileJson, projectSettingKeys, settingsOf, widgetJson } from "./ProfileJson.ts"
 import { Delivery } from "./Delivery.ts"
 import type { SessionEnv, Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
@@ -33,7 +33,6 @@ export const ENERGY = 1_000_000
 /** protocol.md §6.2: widget JSON 20 KB, dashboard JSON 256 KB. */
 const MAX_WIDGET_JSON = 20 * 1024
 const MAX_DASH_JSON = 256 * 1024
-const SYNC_ID = 1111
 const encoder = new TextEncoder()
 
 const rejectionStatus = (r: AccountRejected): StatusMeaning => {
@@ -563,7 +562,7 @@ export class AppSession {
           const dash = findDashboard(account, dashId)
           const widget = dash?.widgets.find((w) => widgetId(w) === wanted)
           if (dash === undefined || widget === undefined) throw new BadRequest("illegalCommand")
-          this.#reply(Command.GET_WIDGET, id, JSON.stringify(widgetWithValue(dash.id, widget, view)))
+          this.#reply(Command.GET_WIDGET, id, JSON.stringify(widgetJson(dash.id, widget, view)))
         })
       }
       case Command.CREATE_TAG:
@@ -658,4 +657,3 @@ const encodeForward = (id: number, dashId: number, deviceId: number, body: Uint8
 const ask = <A>(actor: UserActor, make: (reply: Deferred.Deferred<A>) => Parameters<UserActor["ref"]["offer"]>[0]) =>
   actor.ref.ask<A, never>(make as never)
 
-export { SYNC_ID }

@@ -5,7 +5,7 @@ import type { UserActor, UserMessage } from "../../actors/UserActor.ts"
 import { findByToken } from "../../eventstore/projections/DeviceTokens.ts"
 import { Command } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
-import { bodyFields, bodyText, encodeHardware, type Frame, fromFields, type Message, response } from "./Frame.ts"
+import { bodyFields, bodyText, encodeHardware, type Frame, fromFields, type Message, message, response } from "./Frame.ts"
 import { type FrameDecoder, hardwareDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseHardware, parseInternal } from "./HardwareBody.ts"
 import { Delivery } from "./Delivery.ts"
@@ -227,7 +227,7 @@ export class HardwareSession {
     if (this.#state === "closed") return
     switch (notice._tag) {
       case "Write":
-        return this.#send(fromFieldsBytes(Command.HARDWARE, notice.id, notice.body))
+        return this.#send(message(Command.HARDWARE, notice.id, notice.body))
       case "PinModes":
         return this.#send(fromFields(Command.HARDWARE, 1, ["pm", ...notice.modes]))
       case "Status":
@@ -334,5 +334,4 @@ export const wallClockSeconds = (nowMs: number, timeZone: string | undefined): n
   }
 }
 
-const fromFieldsBytes = (command: number, id: number, body: Uint8Array): Message => ({ _tag: "Message", command, id, body })
 

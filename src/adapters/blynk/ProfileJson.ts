@@ -23,7 +23,8 @@ export const deviceJson = (dash: Dashboard, device: Device, live: Live): JsonObj
   status: live.online.has(`${dash.id}-${device.id}`) ? "ONLINE" : "OFFLINE"
 })
 
-const widgetJson = (dashId: number, widget: Widget, live: Live): Widget => {
+/** A widget with its current value put back (from the pin state). */
+export const widgetJson = (dashId: number, widget: Widget, live: Live): Widget => {
   const [own] = widgetPins(widget)
   if (own === undefined || typeof widget["pin"] !== "number") return widget
   const values = live.pins.get(pinKey(dashId, own.deviceId, own.pinType, own.pin))
@@ -58,4 +59,3 @@ export const projectSettingKeys = [
   "isShared", "theme", "keepScreenOn", "isAppConnectedOn", "isNotificationsOff", "widgetBackgroundOn", "color", "isDefaultColor"
 ]
 
-export const widgetWithValue = widgetJson
