@@ -259,6 +259,8 @@ const startServer = async (label: string, dataDir: string, databaseUrl: string, 
       "ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec \"$@\"",
       "bash",
       process.execPath,
+      // Extra Node flags for the server only, e.g. SERVER_NODE_ARGS="--trace-gc" with --verbose.
+      ...(process.env.SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean),
       ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${label.replace(/\W+/g, "-")}.cpuprofile`] : []),
       "src/main.ts",
       "serve"
