@@ -227,6 +227,9 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           case "DashboardDeactivated":
             toApps({ _tag: "Deactivated", id, dashId: event.dashId }, peer)
             break
+          case "DeviceTokenRefreshed":
+            for (const s of socketsOf(event.dashId, event.deviceId) ?? []) s.send({ _tag: "Close", reason: "token refreshed" })
+            break
           case "DeviceDeleted":
             dropPins(after.pins, `${event.dashId}-${event.deviceId}-`)
             for (const s of socketsOf(event.dashId, event.deviceId) ?? []) s.send({ _tag: "Close", reason: "device deleted" })

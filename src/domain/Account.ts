@@ -67,6 +67,12 @@ export class DeviceUpdated extends Schema.TaggedClass<DeviceUpdated>()("DeviceUp
   boardType: Name,
   extra: Json
 }) {}
+/** The device got a new token; the old one is refused from this event on. */
+export class DeviceTokenRefreshed extends Schema.TaggedClass<DeviceTokenRefreshed>()("DeviceTokenRefreshed", {
+  dashId: DashId,
+  deviceId: DeviceId,
+  token: Token
+}) {}
 export class DeviceDeleted extends Schema.TaggedClass<DeviceDeleted>()("DeviceDeleted", {
   dashId: DashId,
   deviceId: DeviceId
@@ -101,6 +107,7 @@ export const AccountEvent = Schema.Union([
   DashboardDeactivated,
   DeviceCreated,
   DeviceUpdated,
+  DeviceTokenRefreshed,
   DeviceDeleted,
   WidgetCreated,
   WidgetUpdated,
@@ -181,6 +188,7 @@ export type AccountCommand =
     readonly extra: JsonObject
   }
   | { readonly _tag: "DeleteDevice"; readonly dashId: number; readonly deviceId: number }
+  | { readonly _tag: "RefreshToken"; readonly dashId: number; readonly deviceId: number; readonly token: string }
   | { readonly _tag: "CreateWidget"; readonly dashId: number; readonly widget: Widget }
   | { readonly _tag: "UpdateWidget"; readonly dashId: number; readonly widget: Widget }
   | { readonly _tag: "DeleteWidget"; readonly dashId: number; readonly widgetId: number }
@@ -304,6 +312,14 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
         const { _tag, ...rest } = command
         return [new DeviceUpdated(rest)]
       })
+    case "RefreshToken":
+      return withDashboard(state, command.dashId, (account, dash) => {
+        if (!findDevice(dash, command.deviceId)) return reject("UnknownDevice", `no device ${command.deviceId}`)
+        if (!valid(Token, command.token)) return reject("InvalidInput", "bad token")
+        if (allTokens(account).has(command.token)) return reject("DuplicateId", "token in use")
+        const { _tag, ...rest } = command
+        return [new DeviceTokenRefreshed(rest)]
+      })
     case "DeleteDevice":
       return withDashboard(state, command.dashId, (_, dash) =>
         findDevice(dash, command.deviceId)
@@ -406,6 +422,11 @@ export const evolve = (state: AccountState, event: AccountEvent): AccountState =
         devices: d.devices.map((v) =>
           v.id === event.deviceId ? { ...v, name: event.name, boardType: event.boardType, extra: event.extra } : v
         )
+      }))
+    case "DeviceTokenRefreshed":
+      return mapDash(state, event.dashId, (d) => ({
+        ...d,
+        devices: d.devices.map((v) => (v.id === event.deviceId ? { ...v, token: event.token } : v))
       }))
     case "DeviceDeleted":
       return mapDash(state, event.dashId, (d) => ({

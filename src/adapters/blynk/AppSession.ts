@@ -507,6 +507,18 @@ export class AppSession {
           }]
         })
       }
+      case Command.REFRESH_TOKEN: {
+        // protocol.md §3.4: a new token; the device's sockets are closed; the old token is refused.
+        const [dashText, deviceText] = fields()
+        const dashId = int(dashText)
+        const deviceId = deviceText === undefined || deviceText === "" ? 0 : int(deviceText)
+        const token = newToken()
+        return this.#execute(
+          id,
+          () => [{ _tag: "RefreshToken", dashId, deviceId, token }],
+          () => ({ _tag: "Reply", command: Command.REFRESH_TOKEN, id, body: encoder.encode(token) })
+        )
+      }
       case Command.DELETE_DEVICE: {
         const [dashText, deviceText] = fields()
         const dashId = int(dashText)

@@ -86,13 +86,33 @@ export const makeCli = <E, ES>(layers: CliLayers<E, ES>) => {
       Command.withDescription("Create a device (and a dashboard if the account has none); prints its token.")
     )
 
+  const deviceReprovision = Command.make("reprovision", {
+    email,
+    appName,
+    dash: Flag.Int("dash").pipe(Flag.withDefault(1), Flag.withDescription("the dashboard id (1 by default)")),
+    device: Flag.Int("device").pipe(Flag.withDescription("the device id"))
+  }, (input) =>
+    Effect.gen(function*() {
+      const token = newToken()
+      yield* AccountLog.execute(
+        input.email,
+        input.appName,
+        () => [{ _tag: "RefreshToken", dashId: input.dash, deviceId: input.device, token }],
+        cliMetadata()
+      )
+      yield* Console.log(`device ${input.device} in dashboard ${input.dash} of ${input.email} has a new token; the old one is refused`)
+      yield* Console.log(`token: ${token}`)
+    }).pipe(Effect.provide(layers.store))).pipe(
+      Command.withDescription("Give a device a new token (the old one stops working); prints it.")
+    )
+
   return Command.make("pinledger").pipe(
     Command.withDescription("Pinledger: a self-hostable, event-sourced server for Blynk devices."),
     Command.withSubcommands([
       serve,
       migrateCommand,
       Command.make("account").pipe(Command.withDescription("Accounts."), Command.withSubcommands([accountCreate])),
-      Command.make("device").pipe(Command.withDescription("Devices."), Command.withSubcommands([deviceCreate]))
+      Command.make("device").pipe(Command.withDescription("Devices."), Command.withSubcommands([deviceCreate, deviceReprovision]))
     ])
   )
 }

@@ -1,6 +1,6 @@
 import { Effect, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { DashboardDeleted, DeviceCreated, DeviceDeleted } from "../../domain/Account.ts"
+import { DashboardDeleted, DeviceCreated, DeviceDeleted, DeviceTokenRefreshed } from "../../domain/Account.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
 
 /** Where a device token leads: the account's stream and the device in it. */
@@ -11,17 +11,18 @@ export interface TokenOwner {
 }
 
 const decodeCreated = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceCreated))
+const decodeRefreshed = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceTokenRefreshed))
 const decodeDeviceDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceDeleted))
 const decodeDashboardDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DashboardDeleted))
 
 /**
  * token → device, kept in the transaction of the events that change it, so a hardware login
- * finds a device the moment its creation is acknowledged and stops finding a deleted one at
- * once. A token already taken makes the append fail. Events are applied in log order.
+ * finds a device the moment its creation is acknowledged and stops finding a deleted or
+ * reprovisioned one's old token at once. A token already taken makes the append fail. Events are applied in log order.
  */
 export const DeviceTokens: InlineProjection = {
   name: "device-tokens",
-  types: new Set(["DeviceCreated", "DeviceDeleted", "DashboardDeleted"]),
+  types: new Set(["DeviceCreated", "DeviceTokenRefreshed", "DeviceDeleted", "DashboardDeleted"]),
   apply: (events) =>
     Effect.gen(function*() {
       const sql = yield* SqlClient
@@ -29,6 +30,13 @@ export const DeviceTokens: InlineProjection = {
         if (e.type === "DeviceCreated") {
           const d = Option.getOrUndefined(decodeCreated(e.data))
           if (d === undefined) continue
+          yield* sql`INSERT INTO pl_device_tokens (token, account_stream, dash_id, device_id)
+            VALUES (${d.token}, ${e.streamId}, ${d.dashId}, ${d.deviceId})`
+        } else if (e.type === "DeviceTokenRefreshed") {
+          const d = Option.getOrUndefined(decodeRefreshed(e.data))
+          if (d === undefined) continue
+          yield* sql`DELETE FROM pl_device_tokens
+            WHERE account_stream = ${e.streamId} AND dash_id = ${d.dashId} AND device_id = ${d.deviceId}`
           yield* sql`INSERT INTO pl_device_tokens (token, account_stream, dash_id, device_id)
             VALUES (${d.token}, ${e.streamId}, ${d.dashId}, ${d.deviceId})`
         } else if (e.type === "DeviceDeleted") {

@@ -279,6 +279,29 @@ describe("app protocol (protocol.md §2.1, §3.3, §3.6)", () => {
     await app.close()
   })
 
+  it("REFRESH_TOKEN answers the new token, closes the device's sockets (apps hear DEVICE_OFFLINE) and refuses the old token", async () => {
+    const { app } = await newAccount(server)
+    await createDash(app)
+    const old = await createDevice(app, 1, 0)
+    const device = await connectDevice(server, old)
+    expect(await app.request(Command.ACTIVATE_DASHBOARD, nextId(), ["1"])).toBe(Status.OK)
+    const offline = app.next(isMessage(Command.DEVICE_OFFLINE))
+    const answer = await app.ask(Command.REFRESH_TOKEN, 60, ["1", "0"])
+    const renewed = answer.fields[0]!
+    expect(renewed).toMatch(/^[A-Za-z0-9_-]{32}$/)
+    expect(renewed).not.toBe(old)
+    await device.closed
+    expect((await offline).fields).toEqual(["1-0"])
+    const stale = await BlynkClient.connect({ port: server.plainPort, framing: "hardware" })
+    expect(await stale.request(Command.HARDWARE_LOGIN, 1, [old])).toBe(Status.INVALID_TOKEN)
+    expect(await stale.request(Command.HARDWARE_LOGIN, 1, [renewed])).toBe(Status.OK)
+    expect(await app.request(Command.REFRESH_TOKEN, 61, ["1", "9"])).toBe(Status.ILLEGAL_COMMAND_BODY)
+    const devices = await app.ask(Command.GET_DEVICES, nextId(), ["1"])
+    expect(JSON.parse(devices.fields[0]!)[0].token).toBe(renewed)
+    await stale.close()
+    await app.close()
+  })
+
   it("ACTIVATE sends pm to the device, ACTIVATE to the other apps, and the stored values to every app (id 1111)", async () => {
     const { app, email, hash } = await newAccount(server)
     await createDash(app, { widgets: [{ id: 1, type: "BUTTON", pinType: "DIGITAL", pin: 13 }, { id: 2, type: "LED", pinType: "DIGITAL", pin: 2 }] })

@@ -33,6 +33,15 @@ describe("provisioning from the command line", () => {
       expect(tokens.every((t) => t !== undefined)).toBe(true)
       expect(tokens[0]).not.toBe(tokens[1])
 
+      const reprovisioned = await pinledger(dataDir, ["device", "reprovision", "--email", "alice@example.com", "--device", "1"])
+      expect(reprovisioned.code).toBe(0)
+      const renewed = /token: ([A-Za-z0-9_-]{32})\n/.exec(reprovisioned.output)?.[1]
+      expect(renewed).toBeDefined()
+      expect(tokens).not.toContain(renewed)
+      const unknown = await pinledger(dataDir, ["device", "reprovision", "--email", "alice@example.com", "--device", "7"])
+      expect(unknown.code).not.toBe(0)
+      expect(unknown.output).toContain("UnknownDevice")
+
       const again = await pinledger(dataDir, ["account", "create", "--email", "alice@example.com", "--password", "x"])
       expect(again.code).not.toBe(0)
       expect(again.output).toContain("AlreadyRegistered")

@@ -45,5 +45,20 @@ for (const backend of backends) {
           expect(created.map((e) => (e.data as { token: string }).token)).toEqual([tokenA, tokenB])
         }).pipe(Effect.provide(storeLayer(storage, { inline: [DeviceTokens] })))
       }))
+
+    it.live("a refreshed token replaces the old one, and a deleted device's token leads nowhere, at once", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        yield* Effect.gen(function*() {
+          yield* provision("carol@example.com", tokenA)
+          yield* AccountLog.execute("carol@example.com", "Blynk", () => [
+            { _tag: "RefreshToken", dashId: 1, deviceId: 0, token: tokenB }
+          ], meta)
+          expect(Option.isNone(yield* findByToken(tokenA))).toBe(true)
+          expect((yield* findByToken(tokenB)).pipe(Option.map((o) => o.deviceId))).toEqual(Option.some(0))
+          yield* AccountLog.execute("carol@example.com", "Blynk", () => [{ _tag: "DeleteDevice", dashId: 1, deviceId: 0 }], meta)
+          expect(Option.isNone(yield* findByToken(tokenB))).toBe(true)
+        }).pipe(Effect.provide(storeLayer(storage, { inline: [DeviceTokens] })))
+      }))
   })
 }
