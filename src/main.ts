@@ -14,6 +14,7 @@ import { migrate } from "./eventstore/Migrations.ts"
 import { DeviceTokens } from "./eventstore/projections/DeviceTokens.ts"
 import { PinState } from "./eventstore/projections/PinState.ts"
 import * as Directory from "./actors/Directory.ts"
+import * as Throttle from "./actors/Throttle.ts"
 import * as BlynkEndpoints from "./adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "./adapters/blynk/SessionEnv.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
@@ -70,7 +71,12 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
       hardwareIdleSeconds: config.hardwareIdleSeconds,
       appIdleSeconds: config.appIdleSeconds
     })),
-    Layer.provide(Directory.layerWith({ deviceLogIntervalMillis: config.deviceLogIntervalMs }))
+    Layer.provide(Directory.layerWith({ deviceLogIntervalMillis: config.deviceLogIntervalMs })),
+    Layer.provide(Throttle.layer({
+      maxFailures: config.loginMaxFailures,
+      windowMs: config.loginBlockSeconds * 1000,
+      blockMs: config.loginBlockSeconds * 1000
+    }))
   )))
 
 /** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */

@@ -25,6 +25,8 @@ export const ServerConfig = Config.all({
   messageQuota: Positive("PINLEDGER_MESSAGE_QUOTA").pipe(Config.withDefault(100)),
   hardwareIdleSeconds: NonNegative("PINLEDGER_HARDWARE_IDLE_SECONDS").pipe(Config.withDefault(10)),
   appIdleSeconds: NonNegative("PINLEDGER_APP_IDLE_SECONDS").pipe(Config.withDefault(300)),
+  loginMaxFailures: Positive("PINLEDGER_LOGIN_MAX_FAILURES").pipe(Config.withDefault(5)),
+  loginBlockSeconds: Positive("PINLEDGER_LOGIN_BLOCK_SECONDS").pipe(Config.withDefault(600)),
   deviceLogIntervalMs: NonNegative("PINLEDGER_DEVICE_LOG_INTERVAL_MS").pipe(Config.withDefault(250))
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>

@@ -13,6 +13,8 @@ export interface ClientOptions {
   readonly framing: "hardware" | "app"
   /** Connect with TLS (no certificate check: tests of the protocol, not of TLS). */
   readonly tls?: boolean
+  /** The local address to connect from (any 127.x.y.z works on loopback): another "remote address". */
+  readonly localAddress?: string
 }
 
 /**
@@ -57,9 +59,10 @@ export class BlynkClient {
   static connect(options: ClientOptions): Promise<BlynkClient> {
     return new Promise((resolve, reject) => {
       const host = options.host ?? "127.0.0.1"
+      const from = options.localAddress === undefined ? {} : { localAddress: options.localAddress }
       const socket = options.tls
-        ? Tls.connect({ host, port: options.port, rejectUnauthorized: false }, () => resolve(client))
-        : Net.connect({ host, port: options.port }, () => resolve(client))
+        ? Tls.connect({ host, port: options.port, rejectUnauthorized: false, ...from }, () => resolve(client))
+        : Net.connect({ host, port: options.port, ...from }, () => resolve(client))
       const client = new BlynkClient(socket, options.framing)
       socket.once("error", reject)
     })

@@ -5,6 +5,8 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Directory from "../../src/actors/Directory.ts"
+import * as Throttle from "../../src/actors/Throttle.ts"
+import type { ThrottleSettings } from "../../src/domain/Throttle.ts"
 import * as BlynkEndpoints from "../../src/adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "../../src/adapters/blynk/SessionEnv.ts"
 import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
@@ -41,14 +43,16 @@ export interface RunningServer {
  */
 export const startBlynkServer = async (
   storage: Storage,
-  settings: Partial<SessionEnv.SessionSettings> = {}
+  settings: Partial<SessionEnv.SessionSettings> = {},
+  throttle: ThrottleSettings = { maxFailures: 1000, windowMs: 600_000, blockMs: 600_000 }
 ): Promise<RunningServer> => {
   const { cert, key } = await certificateOnce()
   const scope = Effect.runSync(Scope.make())
   const Store = storeLayer(storage, { inline: [DeviceTokens, PinState] })
   const Sessions = BlynkEndpoints.layer.pipe(
     Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, ...settings })),
-    Layer.provideMerge(Directory.layer)
+    Layer.provideMerge(Directory.layer),
+    Layer.provideMerge(Throttle.layer(throttle))
   )
   const Listeners = Layer.unwrap(Effect.gen(function*() {
     const endpoints = yield* BlynkEndpoints.BlynkEndpoints

@@ -1,6 +1,7 @@
 import { Deferred, Effect, Exit } from "effect"
 import { deflateSync } from "node:zlib"
 import { Directory } from "../../actors/Directory.ts"
+import { addressOf, Throttle } from "../../actors/Throttle.ts"
 import type { AppNotice, AppPeer, Status as StatusMeaning } from "../../actors/Peer.ts"
 import type { ExecuteResult, UserActor, UserMessage, UserView } from "../../actors/UserActor.ts"
 import {
@@ -273,17 +274,26 @@ export class AppSession {
     const email = normalizeEmail(rawEmail)
     this.#state = "busy"
     const peer: AppPeer = { remote: this.remote, session: this.#session, send: (n) => this.#guarded(n) }
+    const address = addressOf(this.remote)
+    const metadata = { ...this.#metadata(), actor: `app:${email}` }
     this.#env.run(
       Effect.gen(function*() {
+        const throttle = yield* Throttle
+        // A blocked address is refused before any lookup, right password or not.
+        if (yield* throttle.blocked("login", address)) return "notAllowed" as const
         const directory = yield* Directory
         const stream = accountStream(email, appName)
         const actor = yield* directory.actor(stream)
         const view = yield* ask<UserView>(actor, (reply) => ({ _tag: "Read", reply }))
         if (view.account === undefined) {
           if (view.apps === 0 && view.online.size === 0) yield* directory.evict(stream)
+          yield* throttle.fail("login", address, email, metadata)
           return "notRegistered" as const
         }
-        if (!(yield* verifyPassword(passHash, view.account.passwordHash))) return "notAuthenticated" as const
+        if (!(yield* verifyPassword(passHash, view.account.passwordHash))) {
+          yield* throttle.fail("login", address, email, metadata)
+          return "notAuthenticated" as const
+        }
         const attached = yield* ask<boolean>(actor, (reply) => ({ _tag: "AppAttach", peer, reply }))
         return attached ? actor : "notRegistered" as const
       }),

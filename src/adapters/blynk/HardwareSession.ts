@@ -1,5 +1,6 @@
 import { Deferred, Effect, Exit, Option } from "effect"
 import { Directory } from "../../actors/Directory.ts"
+import { addressOf, Throttle } from "../../actors/Throttle.ts"
 import type { DeviceNotice, DevicePeer } from "../../actors/Peer.ts"
 import type { UserActor, UserMessage } from "../../actors/UserActor.ts"
 import { findByToken } from "../../eventstore/projections/DeviceTokens.ts"
@@ -141,12 +142,24 @@ export class HardwareSession {
 
   #login(frame: Message) {
     const token = bodyText(frame.body).trim()
-    if (token.length !== 32 || token.includes("\0")) return this.#status(frame.id, statusCode("invalidToken"))
+    const address = addressOf(this.remote)
+    const metadata = { actor: "device", session: this.#session, remoteAddress: this.remote, time: new Date().toISOString() }
+    const identity = `token ${token.slice(0, 4)}…`
+    if (token.length !== 32 || token.includes("\0")) {
+      this.#env.run(Effect.flatMap(Throttle, (t) => t.fail("hardware", address, identity, metadata)), () => {})
+      return this.#status(frame.id, statusCode("invalidToken"))
+    }
     this.#state = "loggingIn"
     this.#env.run(
       Effect.gen(function*() {
+        const throttle = yield* Throttle
+        // Repeated invalid tokens from one address: refused without a lookup while blocked.
+        if (yield* throttle.blocked("hardware", address)) return undefined
         const owner = yield* findByToken(token)
-        if (Option.isNone(owner)) return undefined
+        if (Option.isNone(owner)) {
+          yield* throttle.fail("hardware", address, identity, metadata)
+          return undefined
+        }
         const directory = yield* Directory
         const actor = yield* directory.actor(owner.value.accountStream)
         return { actor, owner: owner.value }

@@ -1,6 +1,7 @@
 import { Context, Effect, type Exit, Layer } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import { Directory } from "../../actors/Directory.ts"
+import type { Throttle } from "../../actors/Throttle.ts"
 import type { EventStore } from "../../eventstore/EventStore.ts"
 
 /** A connection the sweeper watches: closed once it has been silent for `idleMs`. */
@@ -45,7 +46,7 @@ export interface SessionSettings {
 export class SessionEnv extends Context.Service<SessionEnv, {
   readonly settings: SessionSettings
   readonly run: <A, E>(
-    effect: Effect.Effect<A, E, Directory | SqlClient | EventStore>,
+    effect: Effect.Effect<A, E, Directory | SqlClient | EventStore | Throttle>,
     onExit: (exit: Exit.Exit<A, E>) => void
   ) => void
   readonly log: (level: "info" | "warn", message: string) => void
@@ -53,11 +54,11 @@ export class SessionEnv extends Context.Service<SessionEnv, {
   readonly sessionId: (kind: string) => string
 }>()("pinledger/blynk/SessionEnv") {}
 
-export const layer = (settings: SessionSettings): Layer.Layer<SessionEnv, never, Directory | SqlClient | EventStore> =>
+export const layer = (settings: SessionSettings): Layer.Layer<SessionEnv, never, Directory | SqlClient | EventStore | Throttle> =>
   Layer.effect(
     SessionEnv,
     Effect.gen(function*() {
-      const context = yield* Effect.context<Directory | SqlClient | EventStore>()
+      const context = yield* Effect.context<Directory | SqlClient | EventStore | Throttle>()
       const runCallback = Effect.runCallbackWith(context)
       const sweeper = new IdleSweeper()
       const timer = yield* Effect.acquireRelease(

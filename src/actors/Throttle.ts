@@ -1,0 +1,82 @@
+import { Clock, Context, Effect, Layer, Semaphore, Stream } from "effect"
+import {
+  decideFailure,
+  evolve,
+  initial,
+  isBlocked,
+  ThrottleEvent,
+  type ThrottleKind,
+  type ThrottleSettings,
+  type ThrottleState
+} from "../domain/Throttle.ts"
+import type { Metadata } from "../eventstore/Event.ts"
+import * as EventCodec from "../eventstore/EventCodec.ts"
+import type { EventStore } from "../eventstore/EventStore.ts"
+
+const log = EventCodec.typed(EventCodec.make(ThrottleEvent))
+
+/** `throttle-<kind>-<address>`, with what a stream id may not hold replaced. */
+export const throttleStream = (kind: ThrottleKind, address: string) =>
+  `throttle-${kind}-${address.replace(/[^A-Za-z0-9_.:@-]/g, "_")}`.slice(0, 200)
+
+/** The address part of `host:port` (IPv6 hosts keep their colons). */
+export const addressOf = (remote: string) => {
+  const colon = remote.lastIndexOf(":")
+  return colon <= 0 ? remote : remote.slice(0, colon)
+}
+
+/**
+ * Who may try to log in (DESIGN.md: security events are events): every failure and every block
+ * is appended to the address's stream, and the state is rebuilt from it after a restart, so a
+ * block outlives the process that imposed it.
+ */
+export class Throttle extends Context.Service<Throttle, {
+  readonly blocked: (kind: ThrottleKind, address: string) => Effect.Effect<boolean>
+  /** Records a failure; true when the address is blocked from now on. */
+  readonly fail: (kind: ThrottleKind, address: string, identity: string, metadata: Metadata) => Effect.Effect<boolean>
+}>()("pinledger/actors/Throttle") {}
+
+export const layer = (settings: ThrottleSettings): Layer.Layer<Throttle, never, EventStore> =>
+  Layer.effect(
+    Throttle,
+    Effect.gen(function*() {
+      const context = yield* Effect.context<EventStore>()
+      const states = new Map<string, ThrottleState>()
+      // Failures are rare: one at a time keeps decide-append-evolve simple and exact.
+      const lock = yield* Semaphore.make(1)
+
+      const stateOf = (kind: ThrottleKind, address: string) =>
+        Effect.suspend(() => {
+          const key = `${kind}|${address}`
+          const known = states.get(key)
+          if (known !== undefined) return Effect.succeed(known)
+          return log.readStream(throttleStream(kind, address)).pipe(
+            Stream.runFold(() => initial, (state, { event }) => evolve(state, event, settings)),
+            Effect.tap((state) => Effect.sync(() => states.set(key, state))),
+            Effect.provideContext(context)
+          )
+        })
+
+      const blocked = (kind: ThrottleKind, address: string) =>
+        Effect.gen(function*() {
+          const state = yield* stateOf(kind, address)
+          return isBlocked(state, yield* Clock.currentTimeMillis)
+        }).pipe(Effect.catch((error) => Effect.as(Effect.logWarning(`throttle: cannot read ${address}`, error), false)))
+
+      const fail = (kind: ThrottleKind, address: string, identity: string, metadata: Metadata) =>
+        lock.withPermit(Effect.gen(function*() {
+          const state = yield* stateOf(kind, address)
+          const at = yield* Clock.currentTimeMillis
+          const events = decideFailure(state, { kind, address, identity: identity.slice(0, 64), at }, settings)
+          yield* log.append(throttleStream(kind, address), "any", events, metadata).pipe(Effect.provideContext(context))
+          let next = state
+          for (const event of events) next = evolve(next, event, settings)
+          states.set(`${kind}|${address}`, next)
+          const now = isBlocked(next, at)
+          if (now && !isBlocked(state, at)) yield* Effect.logWarning(`throttle: ${address} blocked for ${kind} logins until ${new Date(next.blockedUntil).toISOString()}`)
+          return now
+        })).pipe(Effect.catch((error) => Effect.as(Effect.logWarning(`throttle: cannot record a failure of ${address}`, error), false)))
+
+      return { blocked, fail }
+    })
+  )
