@@ -69,7 +69,8 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
     Layer.provide(SessionEnv.layer({
       messageQuota: config.messageQuota,
       hardwareIdleSeconds: config.hardwareIdleSeconds,
-      appIdleSeconds: config.appIdleSeconds
+      appIdleSeconds: config.appIdleSeconds,
+      registration: config.registration
     })),
     Layer.provide(Directory.layerWith({ deviceLogIntervalMillis: config.deviceLogIntervalMs })),
     Layer.provide(Throttle.layer({

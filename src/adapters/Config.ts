@@ -25,6 +25,7 @@ export const ServerConfig = Config.all({
   messageQuota: Positive("PINLEDGER_MESSAGE_QUOTA").pipe(Config.withDefault(100)),
   hardwareIdleSeconds: NonNegative("PINLEDGER_HARDWARE_IDLE_SECONDS").pipe(Config.withDefault(10)),
   appIdleSeconds: NonNegative("PINLEDGER_APP_IDLE_SECONDS").pipe(Config.withDefault(300)),
+  registration: Config.schema(Schema.Literals(["closed", "open"]), "PINLEDGER_REGISTRATION").pipe(Config.withDefault("closed" as const)),
   loginMaxFailures: Positive("PINLEDGER_LOGIN_MAX_FAILURES").pipe(Config.withDefault(5)),
   loginBlockSeconds: Positive("PINLEDGER_LOGIN_BLOCK_SECONDS").pipe(Config.withDefault(600)),
   deviceLogIntervalMs: NonNegative("PINLEDGER_DEVICE_LOG_INTERVAL_MS").pipe(Config.withDefault(250))

@@ -50,7 +50,7 @@ export const startBlynkServer = async (
   const scope = Effect.runSync(Scope.make())
   const Store = storeLayer(storage, { inline: [DeviceTokens, PinState] })
   const Sessions = BlynkEndpoints.layer.pipe(
-    Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, ...settings })),
+    Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, registration: "open", ...settings })),
     Layer.provideMerge(Directory.layer),
     Layer.provideMerge(Throttle.layer(throttle))
   )

@@ -1,4 +1,4 @@
-import { Deferred, Effect, Exit } from "effect"
+import { Deferred, Effect, Exit, Semaphore } from "effect"
 import { deflateSync } from "node:zlib"
 import { Directory } from "../../actors/Directory.ts"
 import { addressOf, Throttle } from "../../actors/Throttle.ts"
@@ -17,6 +17,7 @@ import {
 import { accountStream } from "../../domain/Streams.ts"
 import { isJsonObject, type JsonObject, widgetId } from "../../domain/Widgets.ts"
 import type { Metadata } from "../../eventstore/Event.ts"
+import { hasEventOfType } from "../../eventstore/Queries.ts"
 import { hashPassword, newToken, verifyPassword } from "../security/Passwords.ts"
 import { Command } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
@@ -28,6 +29,9 @@ import { Delivery } from "./Delivery.ts"
 import type { SessionEnv, Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
+
+/** One registration at a time in this process, so two "first accounts" cannot both pass the closed check. */
+const registrations = Semaphore.makeUnsafe(1)
 
 /** GET_ENERGY's answer: Pinledger has no energy economy, so every app sees plenty. */
 export const ENERGY = 1_000_000
@@ -238,8 +242,11 @@ export class AppSession {
     if (email === undefined || passHash === undefined || fields.length < 3) return this.#status(id, "illegalCommand")
     this.#state = "busy"
     const metadata = this.#metadata()
+    const closed = this.#env.settings.registration === "closed"
     this.#env.run(
-      Effect.gen(function*() {
+      registrations.withPermit(Effect.gen(function*() {
+        // Closed registration (the default): the protocol may create the very first account only.
+        if (closed && (yield* hasEventOfType("AccountRegistered"))) return "closed" as const
         const passwordHash = yield* hashPassword(passHash)
         const actor = yield* (yield* Directory).actor(accountStream(email, appName))
         const reply = yield* Deferred.make<ExecuteResult, AccountRejected>()
@@ -253,10 +260,13 @@ export class AppSession {
           reply
         })
         return yield* Deferred.await(reply)
-      }),
+      })),
       (exit) => {
         if (this.#now() === "closed") return
-        if (Exit.isSuccess(exit)) {
+        if (Exit.isSuccess(exit) && exit.value === "closed") {
+          this.#env.log("info", `app ${this.remote}: registration of ${email} refused (PINLEDGER_REGISTRATION=closed)`)
+          this.#status(id, "notAllowed")
+        } else if (Exit.isSuccess(exit)) {
           this.#registered = true
           this.#status(id, "ok")
         } else {

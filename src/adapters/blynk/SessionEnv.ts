@@ -40,6 +40,11 @@ export interface SessionSettings {
   readonly hardwareIdleSeconds: number
   /** App idle timeout in seconds; 0 = none. */
   readonly appIdleSeconds: number
+  /**
+   * Who may REGISTER through the protocol: `closed`, only the very first account (later ones are
+   * made with the CLI); `open`, anyone.
+   */
+  readonly registration: "closed" | "open"
 }
 
 /** What the socket-side sessions need from the Effect world, as plain calls. */
