@@ -17,7 +17,7 @@ import * as TlsListener from "../../src/adapters/net/TlsListener.ts"
 import { DeviceTokens } from "../../src/eventstore/projections/DeviceTokens.ts"
 import { PinState } from "../../src/eventstore/projections/PinState.ts"
 import type { Storage } from "./backends.ts"
-import { storeLayer } from "./backends.ts"
+import { backends, storeLayer } from "./backends.ts"
 import { HttpServer } from "effect/http"
 
 /** A self-signed certificate, made once per test file. */
@@ -78,4 +78,11 @@ export const startBlynkServer = async (
     run: (effect) => Effect.runPromise(Effect.provideContext(effect, context)),
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
+}
+
+/** A fresh test storage (PGlite), kept until `release`, which also removes it. */
+export const openStorage = async () => {
+  const scope = Effect.runSync(Scope.make())
+  const storage = await Effect.runPromise(Scope.provide(backends[0]!.storage, scope).pipe(Effect.orDie))
+  return { storage, release: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }

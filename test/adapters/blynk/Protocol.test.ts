@@ -8,20 +8,26 @@ import { encodeHardware, message } from "../../../src/adapters/blynk/Frame.ts"
 import { accountStream } from "../../../src/domain/Streams.ts"
 import * as AccountLog from "../../../src/actors/AccountLog.ts"
 import { newToken } from "../../../src/adapters/security/Passwords.ts"
-import { backends } from "../../support/backends.ts"
 import { BlynkClient, isMessage } from "../../support/BlynkClient.ts"
 import { connectDevice, createDash, createDevice, loginApp, newAccount, nextId } from "../../support/blynkFixtures.ts"
-import { type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
 
 let server: RunningServer
 let release: () => Promise<void>
 
+let releaseStorage: () => Promise<void> = async () => {}
+
 beforeAll(async () => {
-  const storage = await Effect.runPromise(Effect.scoped(Effect.map(backends[0]!.storage, (s) => s)).pipe(Effect.orDie))
+  const opened = await openStorage()
+  releaseStorage = opened.release
+  const storage = opened.storage
   server = await startBlynkServer(storage, { messageQuota: 20 })
   release = server.close
 })
-afterAll(() => release())
+afterAll(async () => {
+  await release()
+  await releaseStorage()
+})
 
 const HW = (...fields: Array<string>) => fields
 

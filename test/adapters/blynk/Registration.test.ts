@@ -1,18 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
 import { Command, Status } from "../../../src/adapters/blynk/Command.ts"
 import { clientPasswordHash } from "../../../src/adapters/security/Passwords.ts"
-import { backends } from "../../support/backends.ts"
 import { BlynkClient } from "../../support/BlynkClient.ts"
-import { type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
 
 let server: RunningServer
 
+let releaseStorage: () => Promise<void> = async () => {}
+
 beforeAll(async () => {
-  const storage = await Effect.runPromise(Effect.scoped(backends[0]!.storage).pipe(Effect.orDie))
+  const opened = await openStorage()
+  releaseStorage = opened.release
+  const storage = opened.storage
   server = await startBlynkServer(storage, { registration: "closed" })
 })
-afterAll(() => server.close())
+afterAll(async () => {
+  await server.close()
+  await releaseStorage()
+})
 
 const register = async (email: string) => {
   const app = await BlynkClient.connect({ port: server.tlsPort, framing: "app", tls: true })

@@ -4,20 +4,27 @@ import { throttleStream } from "../../../src/actors/Throttle.ts"
 import { Command, Status } from "../../../src/adapters/blynk/Command.ts"
 import { clientPasswordHash } from "../../../src/adapters/security/Passwords.ts"
 import { EventStore } from "../../../src/eventstore/EventStore.ts"
-import { backends, type Storage } from "../../support/backends.ts"
+import type { Storage } from "../../support/backends.ts"
 import { BlynkClient } from "../../support/BlynkClient.ts"
 import { createDash, createDevice, newAccount } from "../../support/blynkFixtures.ts"
-import { type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
 
 const throttle = { maxFailures: 3, windowMs: 600_000, blockMs: 600_000 }
 let storage: Storage
 let server: RunningServer
 
+let releaseStorage: () => Promise<void> = async () => {}
+
 beforeAll(async () => {
-  storage = await Effect.runPromise(Effect.scoped(backends[0]!.storage).pipe(Effect.orDie))
+  const opened = await openStorage()
+  releaseStorage = opened.release
+  storage = opened.storage
   server = await startBlynkServer(storage, {}, throttle)
 })
-afterAll(() => server.close())
+afterAll(async () => {
+  await server.close()
+  await releaseStorage()
+})
 
 const app = (from: string) => BlynkClient.connect({ port: server.tlsPort, framing: "app", tls: true, localAddress: from })
 const device = (from: string) => BlynkClient.connect({ port: server.plainPort, framing: "hardware", localAddress: from })

@@ -1,22 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
 import { WebSocket } from "ws"
 import { Command, Status } from "../../../src/adapters/blynk/Command.ts"
 import { bodyFields, encodeDashWs, encodeHardware, fromFields, type Frame } from "../../../src/adapters/blynk/Frame.ts"
 import { decodeDashWs, hardwareDecoder } from "../../../src/adapters/blynk/FrameDecoder.ts"
 import { wallClockSeconds } from "../../../src/adapters/blynk/HardwareSession.ts"
-import { backends } from "../../support/backends.ts"
 import { isMessage } from "../../support/BlynkClient.ts"
 import { connectDevice, createDash, createDevice, newAccount, nextId } from "../../support/blynkFixtures.ts"
-import { type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
 
 let server: RunningServer
 
+let releaseStorage: () => Promise<void> = async () => {}
+
 beforeAll(async () => {
-  const storage = await Effect.runPromise(Effect.scoped(backends[0]!.storage).pipe(Effect.orDie))
+  const opened = await openStorage()
+  releaseStorage = opened.release
+  const storage = opened.storage
   server = await startBlynkServer(storage)
 })
-afterAll(() => server.close())
+afterAll(async () => {
+  await server.close()
+  await releaseStorage()
+})
 
 /** A WebSocket peer that collects decoded frames and lets the test wait for one. */
 const openWs = async (url: string, decode: (bytes: Uint8Array) => ReadonlyArray<Frame>) => {
