@@ -23,15 +23,15 @@ export type Entry =
     /** Date.now() when it arrived; made into metadata only for the first entry of an append. */
     readonly at: number
   }
-  | { readonly _tag: "Event"; readonly event: DeviceEvent; readonly metadata: Metadata }
+  /** Something a device connection did besides writing pins (connect, disconnect, a property). */
+  | { readonly _tag: "Event"; readonly event: DeviceEvent; readonly by: Writer; readonly at: number }
 
-const metadataOf = (entry: Entry): Metadata =>
-  entry._tag === "Event" ? entry.metadata : {
-    actor: entry.source === "hardware" ? "device" : entry.source,
-    session: entry.by.session,
-    remoteAddress: entry.by.remote,
-    time: new Date(entry.at).toISOString()
-  }
+const metadataOf = (entry: Entry): Metadata => ({
+  actor: entry._tag === "Event" || entry.source === "hardware" ? "device" : entry.source,
+  session: entry.by.session,
+  remoteAddress: entry.by.remote,
+  time: new Date(entry.at).toISOString()
+})
 
 /** Runs an append in the background and calls back with its exit. */
 export type Runner = (effect: Effect.Effect<unknown, unknown, EventStore>, done: (exit: Exit.Exit<unknown, unknown>) => void) => void

@@ -104,14 +104,9 @@ export interface UserActor {
 const SYNC_ID = 1111
 const accountLog = EventCodec.typed(EventCodec.make(AccountEvent))
 
-const deviceKey = (dashId: number, deviceId: number) => `${dashId}-${deviceId}`
+const encoder = new TextEncoder()
 
-const metadataOf = (peer: { readonly remote: string; readonly session: string }, actor: string): Metadata => ({
-  actor,
-  session: peer.session,
-  remoteAddress: peer.remote,
-  time: new Date().toISOString()
-})
+const deviceKey = (dashId: number, deviceId: number) => `${dashId}-${deviceId}`
 
 const flag = (dash: Dashboard, name: string) => dash.settings[name] === true
 
@@ -278,7 +273,8 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
             _tag: "Event",
             event: new DeviceDisconnected({ dashId: peer.dashId, deviceId: peer.deviceId, remote: peer.remote }),
-            metadata: metadataOf(peer, "device")
+            by: peer,
+            at: Date.now()
           })
           const dash = findDashboard(state.account, peer.dashId)
           if (dash?.isActive && !flag(dash, "isNotificationsOff")) {
@@ -291,7 +287,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           const send = (pinType: PinType, pin: number) => {
             const values = state.pins.get(pinKey(peer.dashId, peer.deviceId, pinType, pin))
             if (values === undefined) return
-            peer.send({ _tag: "Write", id: message.id, body: new TextEncoder().encode([`${pinType}w`, String(pin), ...values].join("\0")) })
+            peer.send({ _tag: "Write", id: message.id, body: encoder.encode([`${pinType}w`, String(pin), ...values].join("\0")) })
           }
           if (message.pins !== undefined) {
             for (const { pinType, pin } of message.pins) send(pinType, pin)
@@ -312,7 +308,8 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
             _tag: "Event",
             event: new PropertySet({ dashId: peer.dashId, deviceId: peer.deviceId, pin: message.pin, property: message.property, value: message.value }),
-            metadata: metadataOf(peer, "device")
+            by: peer,
+            at: Date.now()
           })
           if (dash.isActive) {
             toApps({
@@ -419,7 +416,8 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
             _tag: "Event",
             event: new DeviceConnected({ dashId: peer.dashId, deviceId: peer.deviceId, remote: peer.remote }),
-            metadata: metadataOf(peer, "device")
+            by: peer,
+            at: Date.now()
           })
           return Deferred.succeed(message.reply, true).pipe(Effect.andThen(Effect.sync(() => {
             peer.send({ _tag: "Status", id: message.id, status: "ok" })

@@ -86,3 +86,12 @@ export const openStorage = async () => {
   const storage = await Effect.runPromise(Scope.provide(backends[0]!.storage, scope).pipe(Effect.orDie))
   return { storage, release: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
+
+/** `startBlynkServer` on a fresh storage of its own; `close` also removes the storage. */
+export const startOnFreshStorage = async (
+  settings: Partial<SessionEnv.SessionSettings> = {}
+): Promise<RunningServer> => {
+  const { storage, release } = await openStorage()
+  const server = await startBlynkServer(storage, settings)
+  return { ...server, close: () => server.close().then(release) }
+}

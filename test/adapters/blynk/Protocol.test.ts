@@ -10,24 +10,14 @@ import * as AccountLog from "../../../src/actors/AccountLog.ts"
 import { newToken } from "../../../src/adapters/security/Passwords.ts"
 import { BlynkClient, isMessage } from "../../support/BlynkClient.ts"
 import { connectDevice, createDash, createDevice, loginApp, newAccount, nextId } from "../../support/blynkFixtures.ts"
-import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { type RunningServer, startOnFreshStorage } from "../../support/blynkServer.ts"
 
 let server: RunningServer
-let release: () => Promise<void>
-
-let releaseStorage: () => Promise<void> = async () => {}
 
 beforeAll(async () => {
-  const opened = await openStorage()
-  releaseStorage = opened.release
-  const storage = opened.storage
-  server = await startBlynkServer(storage, { messageQuota: 20 })
-  release = server.close
+  server = await startOnFreshStorage({ messageQuota: 20 })
 })
-afterAll(async () => {
-  await release()
-  await releaseStorage()
-})
+afterAll(() => server.close())
 
 const HW = (...fields: Array<string>) => fields
 

@@ -2,22 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Command, Status } from "../../../src/adapters/blynk/Command.ts"
 import { clientPasswordHash } from "../../../src/adapters/security/Passwords.ts"
 import { BlynkClient } from "../../support/BlynkClient.ts"
-import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { type RunningServer, startOnFreshStorage } from "../../support/blynkServer.ts"
 
 let server: RunningServer
 
-let releaseStorage: () => Promise<void> = async () => {}
-
 beforeAll(async () => {
-  const opened = await openStorage()
-  releaseStorage = opened.release
-  const storage = opened.storage
-  server = await startBlynkServer(storage, { registration: "closed" })
+  server = await startOnFreshStorage({ registration: "closed" })
 })
-afterAll(async () => {
-  await server.close()
-  await releaseStorage()
-})
+afterAll(() => server.close())
 
 const register = async (email: string) => {
   const app = await BlynkClient.connect({ port: server.tlsPort, framing: "app", tls: true })

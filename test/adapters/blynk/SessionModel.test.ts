@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
 import fc from "fast-check"
 import { Command, Status } from "../../../src/adapters/blynk/Command.ts"
-import { backends } from "../../support/backends.ts"
 import { BlynkClient, isMessage, type Received } from "../../support/BlynkClient.ts"
 import { createDash, createDevice, newAccount } from "../../support/blynkFixtures.ts"
-import { type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { type RunningServer, startOnFreshStorage } from "../../support/blynkServer.ts"
 
 /**
  * A model-based test of the session rules of protocol.md §2.5, §3.2, §3.4, §3.6 and §3.7: one
@@ -39,17 +37,11 @@ interface Real {
 }
 
 let server: RunningServer
-let storageScope: Scope.Closeable
 
 beforeAll(async () => {
-  storageScope = Effect.runSync(Scope.make())
-  const storage = await Effect.runPromise(Scope.provide(backends[0]!.storage, storageScope).pipe(Effect.orDie))
-  server = await startBlynkServer(storage)
+  server = await startOnFreshStorage()
 })
-afterAll(async () => {
-  await server.close()
-  await Effect.runPromise(Scope.close(storageScope, Exit.void))
-})
+afterAll(() => server.close())
 
 const since = (client: BlynkClient, from: number, match: (f: Received) => boolean) => client.received.slice(from).filter(match)
 const withId = (id: number) => (f: Received) => f.id === id

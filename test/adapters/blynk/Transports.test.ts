@@ -6,22 +6,14 @@ import { decodeDashWs, hardwareDecoder } from "../../../src/adapters/blynk/Frame
 import { wallClockSeconds } from "../../../src/adapters/blynk/HardwareSession.ts"
 import { isMessage } from "../../support/BlynkClient.ts"
 import { connectDevice, createDash, createDevice, newAccount, nextId } from "../../support/blynkFixtures.ts"
-import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { type RunningServer, startOnFreshStorage } from "../../support/blynkServer.ts"
 
 let server: RunningServer
 
-let releaseStorage: () => Promise<void> = async () => {}
-
 beforeAll(async () => {
-  const opened = await openStorage()
-  releaseStorage = opened.release
-  const storage = opened.storage
-  server = await startBlynkServer(storage)
+  server = await startOnFreshStorage()
 })
-afterAll(async () => {
-  await server.close()
-  await releaseStorage()
-})
+afterAll(() => server.close())
 
 /** A WebSocket peer that collects decoded frames and lets the test wait for one. */
 const openWs = async (url: string, decode: (bytes: Uint8Array) => ReadonlyArray<Frame>) => {
