@@ -11,13 +11,12 @@ import { layerHttpHandoff } from "./adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "./adapters/net/PlainListener.ts"
 import * as TlsListener from "./adapters/net/TlsListener.ts"
 import { migrate } from "./eventstore/Migrations.ts"
-import { DeviceTokens } from "./eventstore/projections/DeviceTokens.ts"
-import { PinState } from "./eventstore/projections/PinState.ts"
 import * as Directory from "./actors/Directory.ts"
 import * as Throttle from "./actors/Throttle.ts"
 import * as BlynkEndpoints from "./adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "./adapters/blynk/SessionEnv.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
+import { inlineProjections } from "./eventstore/projections/Inline.ts"
 
 /** The composition root: layers chosen from configuration, nothing else. */
 const Migrated = Layer.effectDiscard(
@@ -28,7 +27,7 @@ const EventStoreLayer = Layer.unwrap(
   Effect.map(ServerConfig, (config) => SqlEventStore.layer({
     maxBatch: config.groupCommitMaxBatch,
     writers: config.groupCommitWriters,
-    inline: [DeviceTokens, PinState]
+    inline: inlineProjections
   }))
 )
 

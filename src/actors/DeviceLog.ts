@@ -1,10 +1,11 @@
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Effect, Exit, Schema } from "effect"
+import { AccessEvent } from "../domain/Access.ts"
 import { DeviceEvent, type PinWrite, type Source } from "../domain/Pins.ts"
 import type { Metadata, NewEvent } from "../eventstore/Event.ts"
 import * as EventCodec from "../eventstore/EventCodec.ts"
 import { EventStore } from "../eventstore/EventStore.ts"
 
-const eventCodec = EventCodec.make(DeviceEvent)
+const eventCodec = EventCodec.make(Schema.Union([DeviceEvent, AccessEvent]))
 
 /** Who wrote: the session and address of the connection (the peer object itself, not a copy). */
 export interface Writer {
@@ -23,11 +24,20 @@ export type Entry =
     /** Date.now() when it arrived; made into metadata only for the first entry of an append. */
     readonly at: number
   }
-  /** Something a device connection did besides writing pins (connect, disconnect, a property). */
-  | { readonly _tag: "Event"; readonly event: DeviceEvent; readonly by: Writer; readonly at: number }
+  /**
+   * Something a device connection did besides writing pins (connect, disconnect, a property),
+   * or what a shared app was allowed or refused (`actor` says who, default "device").
+   */
+  | {
+    readonly _tag: "Event"
+    readonly event: DeviceEvent | AccessEvent
+    readonly by: Writer
+    readonly at: number
+    readonly actor?: string
+  }
 
 const metadataOf = (entry: Entry): Metadata => ({
-  actor: entry._tag === "Event" || entry.source === "hardware" ? "device" : entry.source,
+  actor: entry._tag === "Event" ? entry.actor ?? "device" : entry.source === "hardware" ? "device" : entry.source,
   session: entry.by.session,
   remoteAddress: entry.by.remote,
   time: new Date(entry.at).toISOString()
@@ -123,7 +133,7 @@ const pinsWritten = (run: { dashId: number; deviceId: number; source: Source; wr
   data: { _tag: "PinsWritten", ...run }
 })
 
-const isNewEvent = (item: DeviceEvent | NewEvent): item is NewEvent => !("_tag" in item)
+const isNewEvent = (item: DeviceEvent | AccessEvent | NewEvent): item is NewEvent => !("_tag" in item)
 
 const append = (stream: string, entries: ReadonlyArray<Entry>) =>
   Effect.gen(function*() {
@@ -133,8 +143,8 @@ const append = (stream: string, entries: ReadonlyArray<Entry>) =>
     return yield* store.append(stream, "any", events, metadataOf(entries[0]!))
   })
 
-const toEvents = (entries: ReadonlyArray<Entry>): Array<DeviceEvent | NewEvent> => {
-  const events: Array<DeviceEvent | NewEvent> = []
+const toEvents = (entries: ReadonlyArray<Entry>): Array<DeviceEvent | AccessEvent | NewEvent> => {
+  const events: Array<DeviceEvent | AccessEvent | NewEvent> = []
   let run: { dashId: number; deviceId: number; source: Source; writes: Array<PinWrite> } | undefined
   const close = () => {
     if (run) events.push(pinsWritten(run))

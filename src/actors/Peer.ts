@@ -41,6 +41,8 @@ export type AppNotice =
   | { readonly _tag: "Offline"; readonly dashId: number; readonly deviceId: number }
   | { readonly _tag: "Activated"; readonly id: number; readonly dashId: number }
   | { readonly _tag: "Deactivated"; readonly id: number; readonly dashId: number | undefined }
+  /** SHARING switched on or off by another app of the account. */
+  | { readonly _tag: "Sharing"; readonly id: number; readonly dashId: number; readonly on: boolean }
   /** A stored value, as app sync sends it (id 1111): `dashId-deviceId <t>w pin values...`. */
   | { readonly _tag: "Sync"; readonly id: number; readonly dashId: number; readonly deviceId: number; readonly fields: ReadonlyArray<string> }
   | {
@@ -69,4 +71,9 @@ export interface AppPeer {
   readonly remote: string
   readonly session: string
   readonly send: (notice: AppNotice) => void
+  /**
+   * Set for an app logged in with a share token (protocol.md §4.2): the one dashboard it sees
+   * and may control, and the token it came with (a refreshed token closes it).
+   */
+  readonly shared?: { readonly dashId: number; readonly token: string } | undefined
 }

@@ -11,8 +11,10 @@ import {
   findDashboard,
   findDevice
 } from "../domain/Account.ts"
+import { type AccessEvent, CommandRefused, SharedLogin, SharedLoginRefused, SharedSessionsClosed } from "../domain/Access.ts"
+import { mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
 import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, type PinType } from "../domain/Pins.ts"
-import { deviceStream } from "../domain/Streams.ts"
+import { accessStream, deviceStream } from "../domain/Streams.ts"
 import { pinModes, widgetId } from "../domain/Widgets.ts"
 import { WrongExpectedVersion } from "../eventstore/Errors.ts"
 import type { Metadata } from "../eventstore/Event.ts"
@@ -68,6 +70,8 @@ export type UserMessage =
   | { readonly _tag: "DeviceRtc"; readonly peer: DevicePeer; readonly id: number }
   | { readonly _tag: "AppAttach"; readonly peer: AppPeer; readonly reply: Deferred.Deferred<boolean> }
   | { readonly _tag: "AppDetach"; readonly peer: AppPeer }
+  /** A shared app asked for something outside its scope; the session answered NOT_ALLOWED, the actor records it. */
+  | { readonly _tag: "Refused"; readonly peer: AppPeer; readonly command: string }
   | {
     readonly _tag: "AppWrite"
     readonly peer: AppPeer
@@ -110,6 +114,12 @@ const deviceKey = (dashId: number, deviceId: number) => `${dashId}-${deviceId}`
 
 const flag = (dash: Dashboard, name: string) => dash.settings[name] === true
 
+const principalOf = (peer: AppPeer): Principal =>
+  peer.shared === undefined ? { kind: "owner" } : { kind: "shared", dashId: peer.shared.dashId, token: peer.shared.token }
+
+/** Who changed something when no connection did (the CLI, a follower of the log). */
+const nobody = { session: "server", remote: "local" }
+
 /** Forgets the values of a deleted device (`dash-device-`) or dashboard (`dash-`), as the pin state projection does. */
 const dropPins = (pins: PinValues, prefix: string) => {
   for (const key of [...pins.keys()]) if (key.startsWith(prefix)) pins.delete(key)
@@ -142,8 +152,34 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       return { account: state, version, pins } satisfies UserState
     })
 
-    const toApps = (notice: AppNotice, except?: AppPeer) => {
-      for (const app of apps) if (app !== except) app.send(notice)
+    /** To the account's apps that see `dashId`: every owner app, shared apps of that dashboard only. */
+    const toApps = (notice: AppNotice, dashId: number | undefined, except?: AppPeer) => {
+      for (const app of apps) {
+        if (app === except || (app.shared !== undefined && app.shared.dashId !== dashId)) continue
+        app.send(notice)
+      }
+    }
+
+    const record = (event: AccessEvent, by: AppPeer | undefined) =>
+      deviceLog.push(accessStream(stream), { _tag: "Event", event, by: by ?? nobody, at: Date.now(), actor: by?.shared ? "app:shared" : "app" })
+
+    /** Answers NOT_ALLOWED to a shared app and records the refusal. */
+    const refuse = (peer: AppPeer, id: number, command: string) => {
+      peer.send({ _tag: "Status", id, status: "notAllowed" })
+      record(new CommandRefused({ dashId: peer.shared?.dashId ?? -1, command, remote: peer.remote }), peer)
+    }
+
+    /** Closes the shared sessions of a dashboard (its token revoked, or the dashboard gone). */
+    const closeShared = (dashId: number, reason: string, by: AppPeer | undefined, id: number | undefined) => {
+      let closed = 0
+      for (const app of [...apps]) {
+        if (app.shared?.dashId !== dashId) continue
+        apps.delete(app)
+        if (id !== undefined) app.send({ _tag: "Status", id, status: "notAllowed" })
+        app.send({ _tag: "Close", reason })
+        closed++
+      }
+      if (closed > 0) record(new SharedSessionsClosed({ dashId, sessions: closed, reason }), by)
     }
     const socketsOf = (dashId: number, deviceId: number) => devices.get(deviceKey(dashId, deviceId))
 
@@ -216,11 +252,19 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
               const modes = pinModes(dash.widgets, device.id)
               if (sockets && modes.length > 0) for (const s of sockets) s.send({ _tag: "PinModes", modes })
             }
-            toApps({ _tag: "Activated", id, dashId: dash.id }, peer)
+            toApps({ _tag: "Activated", id, dashId: dash.id }, dash.id, peer)
             break
           }
           case "DashboardDeactivated":
-            toApps({ _tag: "Deactivated", id, dashId: event.dashId }, peer)
+            toApps({ _tag: "Deactivated", id, dashId: event.dashId }, event.dashId, peer)
+            break
+          case "SharingSwitched":
+            toApps({ _tag: "Sharing", id, dashId: event.dashId, on: event.on }, event.dashId, peer)
+            break
+          case "ShareRevoked":
+            // protocol.md §4.2: every shared session of the dashboard gets NOT_ALLOWED (the
+            // refresh's id) and is closed; the old token opens nothing from this commit on.
+            closeShared(event.dashId, "share token refreshed", peer, id)
             break
           case "DeviceTokenRefreshed":
             for (const s of socketsOf(event.dashId, event.deviceId) ?? []) s.send({ _tag: "Close", reason: "token refreshed" })
@@ -231,6 +275,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             break
           case "DashboardDeleted":
             dropPins(after.pins, `${event.dashId}-`)
+            closeShared(event.dashId, "dashboard deleted", peer, undefined)
             for (const device of findDashboard(before.account, event.dashId)?.devices ?? []) {
               for (const s of socketsOf(event.dashId, device.id) ?? []) s.send({ _tag: "Close", reason: "dashboard deleted" })
             }
@@ -260,7 +305,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             at: Date.now()
           })
           if (dash.isActive) {
-            toApps({ _tag: "DeviceWrite", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId, body: message.body })
+            toApps({ _tag: "DeviceWrite", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId, body: message.body }, peer.dashId)
           }
           return state
         }
@@ -278,7 +323,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           })
           const dash = findDashboard(state.account, peer.dashId)
           if (dash?.isActive && !flag(dash, "isNotificationsOff")) {
-            toApps({ _tag: "Offline", dashId: peer.dashId, deviceId: peer.deviceId })
+            toApps({ _tag: "Offline", dashId: peer.dashId, deviceId: peer.deviceId }, peer.dashId)
           }
           return state
         }
@@ -320,7 +365,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
               pin: message.pin,
               property: message.property,
               value: message.value
-            })
+            }, peer.dashId)
           }
           return state
         }
@@ -336,8 +381,17 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
         case "AppDetach":
           if (apps.delete(message.peer)) tellPresence(state, false)
           return state
+        case "Refused":
+          record(new CommandRefused({ dashId: message.peer.shared?.dashId ?? -1, command: message.command, remote: message.peer.remote }), message.peer)
+          return state
         case "AppWrite": {
           const { peer } = message
+          const principal = principalOf(peer)
+          // A shared app's writes reach only the dashboard it was shared (fixed on purpose, issue 4).
+          if (peer.shared !== undefined && !mayView(state.account, principal, message.dashId)) {
+            refuse(peer, message.id, `HARDWARE to dashboard ${message.dashId}`)
+            return state
+          }
           const dash = findDashboard(state.account, message.dashId)
           if (dash === undefined) {
             peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
@@ -346,6 +400,11 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           if (!dash.isActive) return state
           const targets = resolveTargets(dash, message.targetId)
           if (targets.length === 0) return state
+          // Sharing switched off (or the token replaced meanwhile): the shared app may look, not write.
+          if (peer.shared !== undefined && !targets.every((id) => mayControl(state.account, principal, dash.id, id))) {
+            refuse(peer, message.id, "HARDWARE while sharing is off")
+            return state
+          }
           if (message.write !== undefined) {
             const [t, pin, ...values] = message.write
             for (const deviceId of targets) {
@@ -361,7 +420,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
               })
             }
           }
-          toApps({ _tag: "AppWrite", id: message.id, body: message.fullBody }, peer)
+          toApps({ _tag: "AppWrite", id: message.id, body: message.fullBody }, dash.id, peer)
           let online = 0
           for (const deviceId of targets) {
             for (const socket of socketsOf(dash.id, deviceId) ?? []) {
@@ -375,6 +434,10 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           return state
         }
         case "AppSync": {
+          if (message.peer.shared !== undefined && !mayView(state.account, principalOf(message.peer), message.dashId)) {
+            refuse(message.peer, message.id, `APP_SYNC of dashboard ${message.dashId}`)
+            return state
+          }
           const dash = findDashboard(state.account, message.dashId)
           if (dash === undefined) {
             message.peer.send({ _tag: "Status", id: message.id, status: "illegalCommand" })
@@ -423,17 +486,38 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             peer.send({ _tag: "Status", id: message.id, status: "ok" })
             const modes = dash.isActive ? pinModes(dash.widgets, peer.deviceId) : []
             if (modes.length > 0) peer.send({ _tag: "PinModes", modes })
-            toApps({ _tag: "Connected", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId })
+            toApps({ _tag: "Connected", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId }, peer.dashId)
           })), Effect.as(state))
         }
-        case "AppAttach":
+        case "AppAttach": {
           if (state.account === undefined) return Effect.as(Deferred.succeed(message.reply, false), state)
+          const { shared } = message.peer
+          if (shared !== undefined) {
+            // The projection said yes; the actor has the last word (a refresh may have come between).
+            if (sharedDashboard(state.account, shared.token)?.id !== shared.dashId) {
+              record(new SharedLoginRefused({ dashId: shared.dashId, remote: message.peer.remote }), message.peer)
+              return Effect.as(Deferred.succeed(message.reply, false), state)
+            }
+            record(new SharedLogin({ dashId: shared.dashId, remote: message.peer.remote }), message.peer)
+          }
           apps.add(message.peer)
           tellPresence(state, true)
           return Effect.as(Deferred.succeed(message.reply, true), state)
+        }
         case "Execute": {
           const { peer } = message
           return Effect.gen(function*() {
+            if (peer?.shared !== undefined) {
+              // A shared app may only point a device selector of its dashboard (`vu`); the session
+              // already refused the rest, this is the rule's last line.
+              const scope = peer.shared.dashId
+              const commands = message.commands(state.account)
+              if (!commands.every((c) => c._tag === "SelectDevice" && c.dashId === scope)) {
+                record(new CommandRefused({ dashId: scope, command: commands.map((c) => c._tag).join(","), remote: peer.remote }), peer)
+                yield* Deferred.fail(message.reply, new AccountRejected({ reason: "NotAllowed", detail: "a shared app may not change the layout" }))
+                return state
+              }
+            }
             const { state: next, result } = yield* execute(state, message.commands, message.metadata)
             if (result instanceof AccountRejected) {
               yield* Deferred.fail(message.reply, result)
@@ -462,7 +546,9 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             }
             afterCommit(state, next, result.events, peer, message.id)
             if (activated !== undefined) {
-              for (const app of apps) syncTo(app, next, activated.dashId, undefined)
+              for (const app of apps) {
+                if (app.shared === undefined || app.shared.dashId === activated.dashId) syncTo(app, next, activated.dashId, undefined)
+              }
             }
             yield* Deferred.succeed(message.reply, result)
             return next

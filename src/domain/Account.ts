@@ -96,6 +96,21 @@ export class TagSaved extends Schema.TaggedClass<TagSaved>()("TagSaved", {
   deviceIds: Schema.Array(DeviceId)
 }) {}
 export class TagDeleted extends Schema.TaggedClass<TagDeleted>()("TagDeleted", { dashId: DashId, tagId: TagId }) {}
+/** The dashboard got a share token (protocol.md §4.2): whoever holds it may control the dashboard while sharing is on. */
+export class ShareGranted extends Schema.TaggedClass<ShareGranted>()("ShareGranted", { dashId: DashId, token: Token }) {}
+/** The dashboard's share token is void from this event on; its shared sessions are closed. */
+export class ShareRevoked extends Schema.TaggedClass<ShareRevoked>()("ShareRevoked", { dashId: DashId }) {}
+/** SHARING on/off: the token stays, but with sharing off it opens nothing. */
+export class SharingSwitched extends Schema.TaggedClass<SharingSwitched>()("SharingSwitched", {
+  dashId: DashId,
+  on: Schema.Boolean
+}) {}
+/** A clone code for the dashboard's layout as it was then (no values, tokens or share token). */
+export class CloneCodeIssued extends Schema.TaggedClass<CloneCodeIssued>()("CloneCodeIssued", {
+  dashId: DashId,
+  code: Token,
+  layout: Json
+}) {}
 
 export const AccountEvent = Schema.Union([
   AccountRegistered,
@@ -114,7 +129,11 @@ export const AccountEvent = Schema.Union([
   WidgetDeleted,
   TagSaved,
   TagDeleted,
-  DeviceSelected
+  DeviceSelected,
+  ShareGranted,
+  ShareRevoked,
+  SharingSwitched,
+  CloneCodeIssued
 ])
 export type AccountEvent = typeof AccountEvent.Type
 
@@ -138,6 +157,8 @@ export interface Dashboard {
   readonly devices: ReadonlyArray<Device>
   readonly tags: ReadonlyArray<Tag>
   readonly isActive: boolean
+  /** The current share token, if one was ever issued and not deleted with the dashboard. */
+  readonly shareToken?: string | undefined
 }
 export interface Account {
   readonly email: string
@@ -196,6 +217,12 @@ export type AccountCommand =
   | { readonly _tag: "UpdateTag"; readonly dashId: number; readonly tag: Tag }
   | { readonly _tag: "DeleteTag"; readonly dashId: number; readonly tagId: number }
   | { readonly _tag: "SelectDevice"; readonly dashId: number; readonly widgetId: number; readonly deviceId: number }
+  /** The dashboard's share token; `token` is used only when it has none yet. */
+  | { readonly _tag: "GetShareToken"; readonly dashId: number; readonly token: string }
+  /** A new share token; the old one is revoked. */
+  | { readonly _tag: "RefreshShareToken"; readonly dashId: number; readonly token: string }
+  | { readonly _tag: "SetSharing"; readonly dashId: number; readonly on: boolean }
+  | { readonly _tag: "IssueCloneCode"; readonly dashId: number; readonly code: string }
 
 /** Why a command was refused; the adapter maps the reason to the Blynk status the command uses. */
 export class AccountRejected extends Schema.TaggedError<AccountRejected>()("AccountRejected", {
@@ -241,6 +268,22 @@ const withDashboard = (state: AccountState, dashId: number, f: (account: Account
 }
 
 const allTokens = (state: Account) => new Set(state.dashboards.flatMap((d) => d.devices.map((v) => v.token)))
+
+/** Whether a dashboard is shared (its `isShared` setting, as the app and SHARING set it). */
+export const isShared = (dash: Dashboard) => dash.settings["isShared"] === true
+
+/**
+ * A dashboard's layout for a clone (protocol.md §4.3): name, settings, widgets without values,
+ * devices without tokens or status, tags; never shared.
+ */
+export const cloneLayout = (dash: Dashboard): JsonObject => ({
+  ...dash.settings,
+  isShared: false,
+  name: dash.name,
+  widgets: dash.widgets.map(({ value: _value, ...w }) => w),
+  devices: dash.devices.map((d) => ({ ...d.extra, id: d.id, name: d.name, boardType: d.boardType })),
+  tags: dash.tags.map((t) => ({ id: t.id, name: t.name, deviceIds: [...t.deviceIds] }))
+})
 
 export const decide = (state: AccountState, command: AccountCommand): Decided => {
   switch (command._tag) {
@@ -372,6 +415,27 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
         const { _tag, ...rest } = command
         return [new DeviceSelected(rest)]
       })
+    case "GetShareToken":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        if (dash.shareToken !== undefined) return []
+        if (!valid(Token, command.token)) return reject("InvalidInput", "bad token")
+        return [new ShareGranted({ dashId: dash.id, token: command.token })]
+      })
+    case "RefreshShareToken":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        if (!valid(Token, command.token) || command.token === dash.shareToken) return reject("InvalidInput", "bad token")
+        return [
+          ...(dash.shareToken === undefined ? [] : [new ShareRevoked({ dashId: dash.id })]),
+          new ShareGranted({ dashId: dash.id, token: command.token })
+        ]
+      })
+    case "SetSharing":
+      return withDashboard(state, command.dashId, () => [new SharingSwitched({ dashId: command.dashId, on: command.on })])
+    case "IssueCloneCode":
+      return withDashboard(state, command.dashId, (_, dash) =>
+        valid(Token, command.code)
+          ? [new CloneCodeIssued({ dashId: dash.id, code: command.code, layout: cloneLayout(dash) })]
+          : reject("InvalidInput", "bad clone code"))
   }
 }
 
@@ -457,6 +521,14 @@ export const evolve = (state: AccountState, event: AccountEvent): AccountState =
         ...d,
         widgets: d.widgets.map((w) => (widgetId(w) === event.widgetId ? { ...w, value: event.deviceId } : w))
       }))
+    case "ShareGranted":
+      return mapDash(state, event.dashId, (d) => ({ ...d, shareToken: event.token }))
+    case "ShareRevoked":
+      return mapDash(state, event.dashId, (d) => ({ ...d, shareToken: undefined }))
+    case "SharingSwitched":
+      return mapDash(state, event.dashId, (d) => ({ ...d, settings: { ...d.settings, isShared: event.on } }))
+    case "CloneCodeIssued":
+      return state
   }
 }
 

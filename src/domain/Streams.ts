@@ -11,3 +11,6 @@ export const accountStream = (email: string, appName: string): string =>
 /** A device's stream: its account's digest, its dashboard and its id (ids are per dashboard). */
 export const deviceStream = (accountStreamId: string, dashId: number, deviceId: number): string =>
   `device-${accountStreamId.slice("user-".length)}-${dashId}-${deviceId}`
+
+/** Security events of an account's shared sessions (domain/Access.ts). */
+export const accessStream = (accountStreamId: string): string => `access-${accountStreamId.slice("user-".length)}`

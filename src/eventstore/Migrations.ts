@@ -70,6 +70,28 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (account_stream, pin_key)
       )`
     ]
+  },
+  {
+    version: 4,
+    name: "permissions and clone codes",
+    statements: [
+      // Written in the append's transaction (projections/Permissions.ts): one row per dashboard,
+      // with its share token and whether sharing is on; a revoked token is gone when the
+      // revocation is acknowledged.
+      `CREATE TABLE pl_permissions (
+        account_stream text NOT NULL,
+        dash_id integer NOT NULL,
+        share_token text UNIQUE,
+        shared boolean NOT NULL,
+        PRIMARY KEY (account_stream, dash_id)
+      )`,
+      `CREATE TABLE pl_clone_codes (
+        code text PRIMARY KEY,
+        account_stream text NOT NULL,
+        dash_id integer NOT NULL,
+        layout jsonb NOT NULL
+      )`
+    ]
   }
 ]
 

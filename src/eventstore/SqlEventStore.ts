@@ -49,6 +49,8 @@ export interface InlineProjection {
   readonly name: string
   /** The event types it reads; batches without any of them skip it. */
   readonly types: ReadonlySet<string>
+  /** The tables it alone writes: emptied before a rebuild from the log (`Rebuild.ts`). */
+  readonly tables: ReadonlyArray<string>
   readonly apply: (events: ReadonlyArray<InlineEvent>) => Effect.Effect<void, SqlError, SqlClient>
 }
 

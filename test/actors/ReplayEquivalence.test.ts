@@ -20,9 +20,9 @@ import { applyDeviceEvent, DeviceEvent, pinKey, type PinValues, type PinWrite, p
 import { accountStream, deviceStream } from "../../src/domain/Streams.ts"
 import type { JsonObject } from "../../src/domain/Widgets.ts"
 import * as EventCodec from "../../src/eventstore/EventCodec.ts"
-import { DeviceTokens } from "../../src/eventstore/projections/DeviceTokens.ts"
-import { loadPinState, PinState } from "../../src/eventstore/projections/PinState.ts"
+import { loadPinState } from "../../src/eventstore/projections/PinState.ts"
 import { backends, storeLayer } from "../support/backends.ts"
+import { inlineProjections } from "../../src/eventstore/projections/Inline.ts"
 
 /**
  * DESIGN.md: the log is the truth, the actor's state a cache of it. For random interleavings of
@@ -350,7 +350,7 @@ for (const backend of backends) {
       Effect.gen(function*() {
         const storage = yield* backend.storage
         const context = yield* Layer.build(
-          Directory.layer.pipe(Layer.provideMerge(storeLayer(storage, { inline: [DeviceTokens, PinState] })))
+          Directory.layer.pipe(Layer.provideMerge(storeLayer(storage, { inline: inlineProjections })))
         )
         return yield* f(context)
       })

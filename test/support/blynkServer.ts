@@ -14,11 +14,10 @@ import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "../../src/adapters/net/PlainListener.ts"
 import * as TlsListener from "../../src/adapters/net/TlsListener.ts"
-import { DeviceTokens } from "../../src/eventstore/projections/DeviceTokens.ts"
-import { PinState } from "../../src/eventstore/projections/PinState.ts"
 import type { Storage } from "./backends.ts"
 import { backends, storeLayer } from "./backends.ts"
 import { HttpServer } from "effect/http"
+import { inlineProjections } from "../../src/eventstore/projections/Inline.ts"
 
 /** A self-signed certificate, made once per test file. */
 let certificate: Promise<Certificates.Certificate> | undefined
@@ -48,7 +47,7 @@ export const startBlynkServer = async (
 ): Promise<RunningServer> => {
   const { cert, key } = await certificateOnce()
   const scope = Effect.runSync(Scope.make())
-  const Store = storeLayer(storage, { inline: [DeviceTokens, PinState] })
+  const Store = storeLayer(storage, { inline: inlineProjections })
   const Sessions = BlynkEndpoints.layer.pipe(
     Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, registration: "open", ...settings })),
     Layer.provideMerge(Directory.layer),

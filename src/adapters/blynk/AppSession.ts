@@ -17,14 +17,15 @@ import {
 import { accountStream } from "../../domain/Streams.ts"
 import { isJsonObject, type JsonObject, widgetId } from "../../domain/Widgets.ts"
 import type { Metadata } from "../../eventstore/Event.ts"
+import { findClone, findShare } from "../../eventstore/projections/Permissions.ts"
 import { hasEventOfType } from "../../eventstore/Queries.ts"
 import { hashPassword, newToken, verifyPassword } from "../security/Passwords.ts"
-import { Command } from "./Command.ts"
+import { Command, commandName } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
 import { APP_HEADER, bodyFields, bodyText, encodeApp, encodeDashWs, type Frame, fromFields, type Message, response } from "./Frame.ts"
 import { appDecoder, decodeDashWs, type FrameDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseAppHardware } from "./HardwareBody.ts"
-import { dashJson, deviceJson, type Live, profileJson, projectSettingKeys, settingsOf, widgetJson } from "./ProfileJson.ts"
+import { dashJson, deviceJson, type Live, profileJson, projectSettingKeys, settingsOf, type View, widgetJson } from "./ProfileJson.ts"
 import { Delivery } from "./Delivery.ts"
 import type { SessionEnv, Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
@@ -39,6 +40,23 @@ export const ENERGY = 1_000_000
 const MAX_WIDGET_JSON = 20 * 1024
 const MAX_DASH_JSON = 256 * 1024
 const encoder = new TextEncoder()
+
+/**
+ * What a shared app may send (protocol.md §4.2, the legacy share handler's list); every other
+ * command is a layout or account command and is refused with NOT_ALLOWED and recorded.
+ */
+const sharedCommands: ReadonlySet<number> = new Set([
+  Command.PING,
+  Command.LOGIN,
+  Command.HARDWARE,
+  Command.LOAD_PROFILE_GZIPPED,
+  Command.GET_DEVICES,
+  Command.APP_SYNC,
+  Command.LOGOUT,
+  Command.ADD_PUSH_TOKEN,
+  Command.GET_ENHANCED_GRAPH_DATA,
+  Command.DELETE_DEVICE_DATA
+])
 
 const rejectionStatus = (r: AccountRejected): StatusMeaning => {
   switch (r.reason) {
@@ -59,10 +77,12 @@ class BadRequest {
   }
 }
 
-const int = (text: string | undefined): number => {
-  if (text === undefined || !/^-?\d{1,10}$/.test(text.trim())) throw new BadRequest("illegalCommand")
+const numberOr = (text: string | undefined, status: StatusMeaning): number => {
+  if (text === undefined || !/^-?\d{1,10}$/.test(text.trim())) throw new BadRequest(status)
   return Number(text.trim())
 }
+
+const int = (text: string | undefined): number => numberOr(text, "illegalCommand")
 
 const json = (text: string | undefined, max: number): JsonObject => {
   if (text === undefined) throw new BadRequest("illegalCommand")
@@ -219,10 +239,10 @@ export class AppSession {
     switch (frame.command) {
       case Command.LOGIN: return this.#login(frame.id, fields)
       case Command.REGISTER: return this.#register(frame.id, fields)
-      case Command.SHARE_LOGIN:
+      case Command.SHARE_LOGIN: return this.#shareLogin(frame.id, fields)
       case Command.RESET_PASSWORD:
       case Command.GET_SERVER:
-        // Sharing and password reset come with the security work; refused, the socket stays.
+        // Password reset comes with the mail sender; one server owns every account. Refused, the socket stays.
         return this.#status(frame.id, "notAllowed")
       default:
         return this.close(`command ${frame.command} before login`)
@@ -283,7 +303,7 @@ export class AppSession {
     if (rawEmail === undefined || passHash === undefined) return this.#status(id, "illegalCommand")
     const email = normalizeEmail(rawEmail)
     this.#state = "busy"
-    const peer: AppPeer = { remote: this.remote, session: this.#session, send: (n) => this.#guarded(n) }
+    const peer: AppPeer = { remote: this.remote, session: this.#session, send: (n: AppNotice) => this.#guarded(n) }
     const address = addressOf(this.remote)
     const metadata = { ...this.#metadata(), actor: `app:${email}` }
     this.#env.run(
@@ -305,29 +325,69 @@ export class AppSession {
           return "notAuthenticated" as const
         }
         const attached = yield* ask<boolean>(actor, (reply) => ({ _tag: "AppAttach", peer, reply }))
-        return attached ? actor : "notRegistered" as const
+        return attached ? { actor, peer } : "notRegistered" as const
       }),
-      (exit) => {
-        if (this.#now() === "closed") {
-          if (Exit.isSuccess(exit) && typeof exit.value !== "string") this.#delivery.send(exit.value, { _tag: "AppDetach", peer })
-          return
+      (exit) => this.#loggedIn(id, email, exit)
+    )
+  }
+
+  /** The end of a login or share login: attached to the actor, or the status to answer. */
+  #loggedIn(id: number, email: string, exit: Exit.Exit<{ actor: UserActor; peer: AppPeer } | StatusMeaning, unknown>) {
+    if (this.#now() === "closed") {
+      if (Exit.isSuccess(exit) && typeof exit.value !== "string") this.#delivery.send(exit.value.actor, { _tag: "AppDetach", peer: exit.value.peer })
+      return
+    }
+    if (Exit.isFailure(exit)) {
+      this.#env.log("warn", `app ${this.remote}: login failed: ${exit.cause}`)
+      this.#status(id, "serverError")
+      return this.#resume("new")
+    }
+    if (typeof exit.value === "string") {
+      this.#env.log("info", `app ${this.remote}: login refused for ${email} (${exit.value})`)
+      this.#status(id, exit.value)
+      return this.#resume("new")
+    }
+    this.#actor = exit.value.actor
+    this.#peer = exit.value.peer
+    this.#email = email
+    this.#status(id, "ok")
+    this.#resume("ready")
+  }
+
+  /**
+   * SHARE_LOGIN `ownerEmail, shareToken[, os, version[, appName]]` (protocol.md §4.2): no account
+   * needed; the token must be the dashboard's current one (the permissions projection, then the
+   * actor's own state) and sharing on. Failures count towards the address's login throttle.
+   */
+  #shareLogin(id: number, fields: ReadonlyArray<string>) {
+    const [rawEmail, rawToken, , , appName = "Blynk"] = fields
+    if (rawEmail === undefined || rawToken === undefined) return this.#status(id, "illegalCommand")
+    const email = normalizeEmail(rawEmail)
+    const token = rawToken.trim()
+    this.#state = "busy"
+    const address = addressOf(this.remote)
+    const metadata = { ...this.#metadata(), actor: `app:shared:${email}` }
+    const stream = accountStream(email, appName)
+    const base = { remote: this.remote, session: this.#session, send: (n: AppNotice) => this.#guarded(n) }
+    this.#env.run(
+      Effect.gen(function*() {
+        const throttle = yield* Throttle
+        if (yield* throttle.blocked("login", address)) return "notAllowed" as const
+        const grant = yield* findShare(token)
+        if (grant._tag === "None" || grant.value.accountStream !== stream || !grant.value.shared) {
+          yield* throttle.fail("login", address, `share:${email}`, metadata)
+          return "notAllowed" as const
         }
-        if (Exit.isFailure(exit)) {
-          this.#env.log("warn", `app ${this.remote}: login failed: ${exit.cause}`)
-          this.#status(id, "serverError")
-          return this.#resume("new")
+        const peer: AppPeer = { ...base, shared: { dashId: grant.value.dashId, token } }
+        const actor = yield* (yield* Directory).actor(stream)
+        const attached = yield* ask<boolean>(actor, (reply) => ({ _tag: "AppAttach", peer, reply }))
+        if (!attached) {
+          yield* throttle.fail("login", address, `share:${email}`, metadata)
+          return "notAllowed" as const
         }
-        if (typeof exit.value === "string") {
-          this.#env.log("info", `app ${this.remote}: login refused for ${email} (${exit.value})`)
-          this.#status(id, exit.value)
-          return this.#resume("new")
-        }
-        this.#actor = exit.value
-        this.#peer = peer
-        this.#email = email
-        this.#status(id, "ok")
-        this.#resume("ready")
-      }
+        return { actor, peer }
+      }),
+      (exit) => this.#loggedIn(id, email, exit)
     )
   }
 
@@ -358,6 +418,7 @@ export class AppSession {
       case "Offline": return this.#reply(Command.DEVICE_OFFLINE, 0, `${notice.dashId}-${notice.deviceId}`)
       case "Activated": return this.#reply(Command.ACTIVATE_DASHBOARD, notice.id, String(notice.dashId))
       case "Deactivated": return this.#reply(Command.DEACTIVATE_DASHBOARD, notice.id, notice.dashId === undefined ? "" : String(notice.dashId))
+      case "Sharing": return this.#write(fromFields(Command.SHARING, notice.id, [String(notice.dashId), notice.on ? "on" : "off"]))
       case "Sync": return this.#write(fromFields(Command.APP_SYNC, notice.id, [`${notice.dashId}-${notice.deviceId}`, ...notice.fields]))
       case "Property":
         return this.#write(fromFields(Command.SET_WIDGET_PROPERTY, notice.id, [
@@ -412,23 +473,47 @@ export class AppSession {
     })
   }
 
+  /** The owner's view, or a shared app's restrictive one. */
+  #view(): View {
+    return { restricted: this.#peer?.shared !== undefined }
+  }
+
+  /** NOT_ALLOWED for a shared app, and an event saying what it tried. */
+  #refuse(id: number, what: string) {
+    this.#status(id, "notAllowed")
+    this.#deliver({ _tag: "Refused", peer: this.#peer!, command: what })
+  }
+
+  /** For a shared app: the dashboard named in a body must be the one it was shared. */
+  #inScope(dashId: number) {
+    const scope = this.#peer?.shared
+    return scope === undefined || scope.dashId === dashId
+  }
+
   #command(frame: Message) {
     const id = frame.id
     const fields = () => bodyFields(frame.body)
+    const shared = this.#peer?.shared
+    if (shared !== undefined && !sharedCommands.has(frame.command)) {
+      return this.#refuse(id, commandName(frame.command) ?? String(frame.command))
+    }
     switch (frame.command) {
       case Command.PING: return this.#status(id, "ok")
       case Command.LOGIN: return // protocol.md §3.3: ignored once logged in
       case Command.HARDWARE: return this.#hardware(frame)
       case Command.LOAD_PROFILE_GZIPPED: {
         const [dash] = fields()
-        return this.#read(id, (view, account) => {
-          const live: Live = view
+        const wanted = dash === undefined || dash === "" ? undefined : int(dash)
+        if (wanted !== undefined && !this.#inScope(wanted)) return this.#refuse(id, `LOAD_PROFILE_GZIPPED ${wanted}`)
+        const view = this.#view()
+        return this.#read(id, (state, account) => {
+          const live: Live = state
           let value: JsonObject
-          if (dash === undefined || dash === "") value = profileJson(account, live)
+          if (wanted === undefined) value = profileJson(account, live, view, shared?.dashId)
           else {
-            const d = findDashboard(account, int(dash))
+            const d = findDashboard(account, wanted)
             if (d === undefined) throw new BadRequest("illegalCommand")
-            value = dashJson(d, live)
+            value = dashJson(d, live, view)
           }
           this.#reply(Command.LOAD_PROFILE_GZIPPED, id, deflateSync(JSON.stringify(value)))
         })
@@ -547,10 +632,13 @@ export class AppSession {
       }
       case Command.GET_DEVICES: {
         const dashId = int(fields()[0])
-        return this.#read(id, (view, account) => {
+        if (!this.#inScope(dashId)) return this.#refuse(id, `GET_DEVICES ${dashId}`)
+        const view = this.#view()
+        return this.#read(id, (live, account) => {
           const dash = findDashboard(account, dashId)
           if (dash === undefined) throw new BadRequest("illegalCommand")
-          this.#reply(Command.GET_DEVICES, id, JSON.stringify(dash.devices.map((d) => deviceJson(dash, d, view))))
+          // A shared app never sees device tokens (fixed on purpose, issue 4).
+          this.#reply(Command.GET_DEVICES, id, JSON.stringify(dash.devices.map((d) => deviceJson(dash, d, live, view))))
         })
       }
       case Command.MOBILE_GET_DEVICE: {
@@ -631,6 +719,41 @@ export class AppSession {
         return this.#deliver({ _tag: "AppSync", peer: this.#peer!, id, dashId, deviceId })
       }
       case Command.GET_ENERGY: return this.#reply(Command.GET_ENERGY, id, String(ENERGY))
+      case Command.GET_SHARE_TOKEN: {
+        // protocol.md §4.2: the existing token, or a new one the first time. Non-numeric id → 6.
+        const dashId = numberOr(fields()[0], "notAllowed")
+        const token = newToken()
+        return this.#execute(id, () => [{ _tag: "GetShareToken", dashId, token }], ({ account }) => {
+          const current = findDashboard(account, dashId)?.shareToken
+          return current === undefined ? undefined : { _tag: "Reply", command: Command.GET_SHARE_TOKEN, id, body: encoder.encode(current) }
+        })
+      }
+      case Command.REFRESH_SHARE_TOKEN: {
+        // A new token to the owner; the shared sessions get NOT_ALLOWED and are closed (the actor does that).
+        const dashId = numberOr(fields()[0], "notAllowed")
+        const token = newToken()
+        return this.#execute(
+          id,
+          () => [{ _tag: "RefreshShareToken", dashId, token }],
+          () => ({ _tag: "Reply", command: Command.REFRESH_SHARE_TOKEN, id, body: encoder.encode(token) })
+        )
+      }
+      case Command.SHARING: {
+        const [dashText, onOff] = fields()
+        const dashId = int(dashText)
+        if (onOff !== "on" && onOff !== "off") throw new BadRequest("illegalCommand")
+        return this.#execute(id, () => [{ _tag: "SetSharing", dashId, on: onOff === "on" }])
+      }
+      case Command.GET_CLONE_CODE: {
+        const dashId = int(fields()[0])
+        const code = newToken()
+        return this.#execute(
+          id,
+          () => [{ _tag: "IssueCloneCode", dashId, code }],
+          () => ({ _tag: "Reply", command: Command.GET_CLONE_CODE, id, body: encoder.encode(code) })
+        )
+      }
+      case Command.GET_PROJECT_BY_CLONE_CODE: return this.#projectByCloneCode(id, fields())
       case Command.LOGOUT:
         this.#status(id, "ok")
         return this.close("")
@@ -640,11 +763,65 @@ export class AppSession {
     }
   }
 
+  /**
+   * GET_PROJECT_BY_CLONE_CODE `code[, new]` (protocol.md §4.3): the cloned layout (zlib JSON);
+   * with `new` it also becomes a dashboard of this account, next free id, fresh device tokens,
+   * not shared. Unknown code → SERVER_ERROR (19), as the legacy server answers.
+   */
+  #projectByCloneCode(id: number, fields: ReadonlyArray<string>) {
+    const [code, mode] = fields
+    if (code === undefined || code.trim() === "") throw new BadRequest("illegalCommand")
+    const create = mode === "new"
+    this.#env.run(findClone(code.trim()), (exit) => {
+      if (this.#now() === "closed") return
+      if (Exit.isFailure(exit)) {
+        this.#env.log("warn", `app ${this.remote}: clone lookup failed: ${exit.cause}`)
+        return this.#status(id, "serverError")
+      }
+      if (exit.value._tag === "None") return this.#status(id, "serverError")
+      const layout = exit.value.value
+      if (!create) return this.#reply(Command.GET_PROJECT_BY_CLONE_CODE, id, deflateSync(JSON.stringify(layout)))
+      const widgets = Array.isArray(layout["widgets"]) ? layout["widgets"].filter(isJsonObject) : []
+      const devices = (Array.isArray(layout["devices"]) ? layout["devices"].filter(isJsonObject) : []).map((d) =>
+        newDevice(d, typeof d["id"] === "number" ? d["id"] : 0)
+      )
+      const tags = (Array.isArray(layout["tags"]) ? layout["tags"].filter(isJsonObject) : []).flatMap((t) =>
+        typeof t["id"] === "number" && Array.isArray(t["deviceIds"])
+          ? [{ id: t["id"], name: typeof t["name"] === "string" ? t["name"] : "", deviceIds: t["deviceIds"].filter((d) => typeof d === "number") }]
+          : []
+      )
+      let dashId = 0
+      this.#execute(id, (s) => {
+        dashId = Math.max(0, ...(s?.dashboards.map((d) => d.id + 1) ?? []))
+        return [
+          {
+            _tag: "CreateDashboard",
+            dashId,
+            name: text(layout["name"], "New Project"),
+            settings: { ...settingsOf(layout as JsonObject), isShared: false },
+            widgets,
+            devices
+          },
+          ...tags.map((tag) => ({ _tag: "CreateTag" as const, dashId, tag }))
+        ]
+      }, ({ account }) => {
+        const dash = findDashboard(account, dashId)
+        return dash === undefined ? undefined : {
+          _tag: "Reply",
+          command: Command.GET_PROJECT_BY_CLONE_CODE,
+          id,
+          body: deflateSync(JSON.stringify(dashJson(dash, { pins: new Map(), online: new Set() })))
+        }
+      })
+    })
+  }
+
   #hardware(frame: Message) {
     const text = bodyText(frame.body)
     const parsed = parseAppHardware(text)
     if (parsed instanceof IllegalCommand) return this.#status(frame.id, "illegalCommand")
     const { target, command } = parsed
+    if (!this.#inScope(target.dashId)) return this.#refuse(frame.id, `HARDWARE to dashboard ${target.dashId}`)
     if (command._tag === "DeviceSelector") {
       // `vu`: the selector now shows another device. Not forwarded to hardware, no answer.
       return this.#execute(

@@ -23,6 +23,7 @@ const decodeDashboardDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(Das
 export const DeviceTokens: InlineProjection = {
   name: "device-tokens",
   types: new Set(["DeviceCreated", "DeviceTokenRefreshed", "DeviceDeleted", "DashboardDeleted"]),
+  tables: ["pl_device_tokens"],
   apply: (events) =>
     Effect.gen(function*() {
       const sql = yield* SqlClient

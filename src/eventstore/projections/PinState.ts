@@ -38,6 +38,7 @@ const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-"
 export const PinState: InlineProjection = {
   name: "pin-state",
   types: new Set(["PinsWritten", "PropertySet", "DeviceDeleted", "DashboardDeleted"]),
+  tables: ["pl_pin_state"],
   apply: (events) =>
     Effect.gen(function*() {
       const sql = yield* SqlClient

@@ -1,0 +1,41 @@
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { InlineEvent, InlineProjection } from "../SqlEventStore.ts"
+import { DeviceTokens } from "./DeviceTokens.ts"
+import { Permissions } from "./Permissions.ts"
+import { PinState } from "./PinState.ts"
+
+/** Every projection the server keeps in the append's transaction. */
+export const inlineProjections: ReadonlyArray<InlineProjection> = [DeviceTokens, PinState, Permissions]
+
+/** Events handed to a projection at once while rebuilding. */
+const CHUNK = 1000
+
+/**
+ * Empties a projection's tables and applies the whole log to it again, in one transaction: what
+ * it holds is then exactly what the log says (the projections are derived, DESIGN.md).
+ */
+export const rebuild = (projection: InlineProjection) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    yield* sql.withTransaction(Effect.gen(function*() {
+      for (const table of projection.tables) yield* sql.unsafe(`DELETE FROM ${table}`)
+      let after = 0
+      for (;;) {
+        const rows = yield* sql<{ position: unknown; stream_id: string; stream_version: unknown; event_type: string; data: unknown }>`
+          SELECT position, stream_id, stream_version, event_type, data FROM pl_events
+          WHERE position > ${after} AND event_type IN ${sql.in([...projection.types])}
+          ORDER BY position LIMIT ${CHUNK}`
+        if (rows.length === 0) return
+        const events: Array<InlineEvent> = rows.map((r) => ({
+          position: Number(r.position),
+          streamId: r.stream_id,
+          version: Number(r.stream_version),
+          type: r.event_type,
+          data: typeof r.data === "string" ? JSON.parse(r.data) : r.data
+        }))
+        yield* projection.apply(events)
+        after = events[events.length - 1]!.position
+      }
+    }))
+  }).pipe(Effect.withSpan("Projections.rebuild", { attributes: { projection: projection.name } }))
