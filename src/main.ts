@@ -7,6 +7,7 @@ import { ServerConfig } from "./adapters/Config.ts"
 import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
 import * as Certificates from "./adapters/net/Certificates.ts"
+import * as CertificateReloader from "./adapters/net/CertificateReloader.ts"
 import { layerHttpHandoff } from "./adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "./adapters/net/PlainListener.ts"
 import * as TlsListener from "./adapters/net/TlsListener.ts"
@@ -31,29 +32,36 @@ const EventStoreLayer = Layer.unwrap(
   }))
 )
 
-/** The TLS port, with the configured certificate or a self-signed one kept in the data directory. */
+/**
+ * The TLS port, with the configured certificate or a self-signed one kept in the data directory;
+ * the certificate is loaded again when its files change, and on SIGHUP while the server runs.
+ */
 const TlsLayer = Layer.unwrap(Effect.gen(function*() {
   const config = yield* ServerConfig
   const endpoints = yield* BlynkEndpoints.BlynkEndpoints
-  const certificate = yield* Certificates.load({
+  const certificateOptions: Certificates.CertificateOptions = {
     certFile: Option.getOrUndefined(config.tlsCert),
     keyFile: Option.getOrUndefined(config.tlsKey),
     dataDir: config.dataDir,
     hostnames: Certificates.parseHostnames(config.tlsHostnames)
-  })
+  }
+  const certificate = yield* Certificates.load(certificateOptions)
   yield* Effect.logInfo(
     certificate.origin === "files"
       ? `TLS certificate from PINLEDGER_TLS_CERT (SHA-256 ${certificate.fingerprint})`
       : `TLS certificate: self-signed, ${certificate.origin} in ${Certificates.generatedDir(config.dataDir)} (SHA-256 ${certificate.fingerprint})`
   )
-  return TlsListener.layerWith({
-    port: config.httpsPort,
-    host: config.bind,
-    cert: certificate.cert,
-    key: certificate.key,
-    hardware: endpoints.hardware,
-    app: endpoints.app
-  })
+  return CertificateReloader.reloadOnSignal("SIGHUP").pipe(
+    Layer.provideMerge(CertificateReloader.layer({ files: Certificates.files(certificateOptions) })),
+    Layer.provideMerge(TlsListener.layerWith({
+      port: config.httpsPort,
+      host: config.bind,
+      cert: certificate.cert,
+      key: certificate.key,
+      hardware: endpoints.hardware,
+      app: endpoints.app
+    }))
+  )
 }))
 
 const PlainLayer = Layer.unwrap(Effect.gen(function*() {

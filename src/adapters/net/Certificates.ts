@@ -160,6 +160,42 @@ const selfSigned = (dataDir: string, extra: ReadonlyArray<string>) =>
     return { cert: made.cert, key: made.private, origin: "generated", fingerprint: x509.fingerprint256 } satisfies Certificate
   })
 
+/** The files the TLS port's certificate and key are read from, with how to name them in messages. */
+export interface CertificateFiles {
+  readonly cert: string
+  readonly key: string
+  readonly certLabel: string
+  readonly keyLabel: string
+}
+
+/** Where `load` takes the certificate from: the configured files, or the generated ones in `<dataDir>/tls`. */
+export const files = (options: CertificateOptions): CertificateFiles => {
+  const certFile = options.certFile?.trim() ? options.certFile : undefined
+  const keyFile = options.keyFile?.trim() ? options.keyFile : undefined
+  if (certFile !== undefined && keyFile !== undefined) {
+    return { cert: certFile, key: keyFile, certLabel: `PINLEDGER_TLS_CERT (${certFile})`, keyLabel: `PINLEDGER_TLS_KEY (${keyFile})` }
+  }
+  const dir = generatedDir(options.dataDir)
+  return { cert: join(dir, "cert.pem"), key: join(dir, "key.pem"), certLabel: join(dir, "cert.pem"), keyLabel: join(dir, "key.pem") }
+}
+
+/**
+ * Reads and checks the pair in `files` again, as a reload does: nothing is generated, and a
+ * missing, unreadable, invalid or mismatched pair is an error (the caller keeps what it has).
+ */
+export const reread = (files: CertificateFiles): Effect.Effect<Omit<Certificate, "origin">, CertificateError> =>
+  Effect.gen(function*() {
+    const readLabelled = (path: string, label: string) =>
+      Effect.tryPromise({
+        try: () => readFile(path, "utf8"),
+        catch: (cause) => new CertificateError({ reason: `cannot read ${label}: ${errorText(cause)}` })
+      })
+    const cert = yield* readLabelled(files.cert, files.certLabel)
+    const key = yield* readLabelled(files.key, files.keyLabel)
+    const x509 = yield* check(cert, key, { cert: files.certLabel, key: files.keyLabel })
+    return { cert, key, fingerprint: x509.fingerprint256 }
+  })
+
 /**
  * The TLS port's certificate: the PEM files named by PINLEDGER_TLS_CERT and PINLEDGER_TLS_KEY if
  * they are set, else a self-signed one kept in `<dataDir>/tls` (made at first start, and again

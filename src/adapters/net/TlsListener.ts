@@ -3,6 +3,7 @@ import { HttpServer } from "effect/http"
 import type { ServeError } from "effect/http/HttpServerError"
 import type * as Net from "node:net"
 import * as Tls from "node:tls"
+import { CertificateError } from "./Certificates.ts"
 import { handToHttp, HttpHandoff, isHttp, layerHttpHandoff, listen, sniffFirstBytes, sniffTimeoutMillis, track } from "./ConnectionRouter.ts"
 
 /** What the first bytes after the TLS handshake say the connection speaks (protocol.md §1.2). */
@@ -42,6 +43,11 @@ export interface TlsListenerOptions {
 export class TlsListener extends Context.Service<TlsListener, {
   /** The port it listens on (useful when asked for port 0). */
   readonly port: number
+  /**
+   * Uses another certificate (chain) and key, both PEM, for the connections accepted from now on;
+   * connections already open keep theirs. A pair TLS cannot use fails and changes nothing.
+   */
+  readonly setCertificate: (pair: { readonly cert: string; readonly key: string }) => Effect.Effect<void, CertificateError>
 }>()("pinledger/net/TlsListener") {}
 
 const listenTls = (options: TlsListenerOptions) =>
@@ -51,13 +57,14 @@ const listenTls = (options: TlsListenerOptions) =>
     const hardware = options.hardware ?? ((socket: Tls.TLSSocket) => socket.destroy())
     const app = options.app ?? ((socket: Tls.TLSSocket) => socket.destroy())
     const sockets = new Set<Net.Socket>()
-    const listener = Tls.createServer({
-      cert: options.cert,
-      key: options.key,
-      minVersion: "TLSv1.2",
-      maxVersion: "TLSv1.3",
-      handshakeTimeout: sniffTimeout
-    })
+    // Given again with every new certificate, so a reload can never widen the protocol versions.
+    const versions = { minVersion: "TLSv1.2", maxVersion: "TLSv1.3" } as const
+    const listener = Tls.createServer({ cert: options.cert, key: options.key, ...versions, handshakeTimeout: sniffTimeout })
+    const setCertificate = (pair: { readonly cert: string; readonly key: string }) =>
+      Effect.try({
+        try: () => listener.setSecureContext({ cert: pair.cert, key: pair.key, ...versions }),
+        catch: (cause) => new CertificateError({ reason: `TLS cannot use the new certificate and key (${cause instanceof Error ? cause.message : String(cause)})` })
+      })
     // Keep every accepted TCP connection, handshake done or not, so closing the port ends them all.
     listener.on("connection", (socket: Net.Socket) => track(sockets, socket))
     // A failed handshake (old protocol version, not TLS at all, timeout) has already closed the socket.
@@ -76,7 +83,7 @@ const listenTls = (options: TlsListenerOptions) =>
       })
     })
     const address = yield* listen(listener, sockets, options.port, options.host)
-    return address
+    return { address, setCertificate }
   })
 
 /**
@@ -89,8 +96,8 @@ export const layerWith = (options: TlsListenerOptions): Layer.Layer<TlsListener,
   Layer.effect(
     TlsListener,
     listenTls(options).pipe(
-      Effect.tap(({ port }) => Effect.logInfo(`TLS port listening on ${options.host}:${port} (HTTPS, Blynk app and hardware over TLS)`)),
-      Effect.map(({ port }) => ({ port }))
+      Effect.tap(({ address }) => Effect.logInfo(`TLS port listening on ${options.host}:${address.port} (HTTPS, Blynk app and hardware over TLS)`)),
+      Effect.map(({ address, setCertificate }) => ({ port: address.port, setCertificate }))
     )
   )
 
@@ -99,8 +106,8 @@ export const layer = (options: TlsListenerOptions): Layer.Layer<TlsListener | Ht
   Layer.effectContext(
     Effect.gen(function*() {
       const { serve } = yield* HttpHandoff
-      const address = yield* listenTls(options)
-      return Context.make(TlsListener, { port: address.port }).pipe(
+      const { address, setCertificate } = yield* listenTls(options)
+      return Context.make(TlsListener, { port: address.port, setCertificate }).pipe(
         Context.add(HttpServer.HttpServer, HttpServer.make({ address, serve }))
       )
     })
