@@ -16,6 +16,8 @@ import * as Directory from "./actors/Directory.ts"
 import * as Throttle from "./actors/Throttle.ts"
 import * as BlynkEndpoints from "./adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "./adapters/blynk/SessionEnv.ts"
+import * as Mailer from "./adapters/notify/Mailer.ts"
+import * as OutboxSender from "./adapters/notify/OutboxSender.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
 import { inlineProjections } from "./eventstore/projections/Inline.ts"
 
@@ -77,9 +79,13 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
       messageQuota: config.messageQuota,
       hardwareIdleSeconds: config.hardwareIdleSeconds,
       appIdleSeconds: config.appIdleSeconds,
-      registration: config.registration
+      registration: config.registration,
+      notifyIntervalSeconds: config.notifyIntervalSeconds
     })),
-    Layer.provide(Directory.layerWith({ deviceLogIntervalMillis: config.deviceLogIntervalMs })),
+    Layer.provide(Directory.layerWith({
+      deviceLogIntervalMillis: config.deviceLogIntervalMs,
+      notifications: { emailsPerDay: config.emailsPerDay, vendorEmail: Mailer.addressOf(config.mailFrom) }
+    })),
     Layer.provide(Throttle.layer({
       maxFailures: config.loginMaxFailures,
       windowMs: config.loginBlockSeconds * 1000,
@@ -98,7 +104,10 @@ const HttpLayer = HttpRouter.serve(HealthRoute).pipe(
 /** The migrated event store on the configured database. */
 const StoreLayer = EventStoreLayer.pipe(Layer.provide(Migrated), Layer.provideMerge(DatabaseLayer))
 
-export const ServerLayer = HttpLayer.pipe(Layer.provide(StoreLayer))
+/** The notification outbox's sender, mailing through SMTP when configured. */
+const NotifyLayer = OutboxSender.layer().pipe(Layer.provide(Mailer.layer))
+
+export const ServerLayer = Layer.merge(HttpLayer, NotifyLayer).pipe(Layer.provide(StoreLayer))
 
 const cli = makeCli({ server: ServerLayer, database: DatabaseLayer, store: StoreLayer })
 

@@ -19,6 +19,8 @@ export type Status =
   | "illegalCommandBody"
   | "noData"
   | "serverError"
+  | "notificationInvalidBody"
+  | "notificationNotAuthorized"
 
 export type DeviceNotice =
   /** A write for the device: the hardware body (`vw 1 5`), answered id or the app's id. */

@@ -24,6 +24,7 @@ import { loadPinState } from "../eventstore/projections/PinState.ts"
 import * as Actor from "./Actor.ts"
 import * as AccountLog from "./AccountLog.ts"
 import { DeviceLog } from "./DeviceLog.ts"
+import * as Notify from "./Notify.ts"
 import type { AppNotice, AppPeer, DevicePeer } from "./Peer.ts"
 
 /** What a user actor holds: the account as its stream says, and the last value of every pin. */
@@ -97,6 +98,7 @@ export type UserMessage =
     readonly reply: Deferred.Deferred<ExecuteResult, AccountRejected>
   }
   | { readonly _tag: "Read"; readonly reply: Deferred.Deferred<UserView> }
+  | Notify.DeviceNotify
 
 export interface UserActor {
   readonly stream: string
@@ -134,6 +136,8 @@ const dropPins = (pins: PinValues, prefix: string) => {
 export interface UserActorOptions {
   /** While a device stream stays busy, its appends start at least this far apart (see DeviceLog). */
   readonly deviceLogIntervalMillis?: number
+  /** The per-day e-mail limit and `{VENDOR_EMAIL}` (see Notify). */
+  readonly notifications?: Notify.NotifyOptions | undefined
 }
 
 export const make = (stream: string, options: UserActorOptions = {}) =>
@@ -143,6 +147,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
     const deviceLog = new DeviceLog((effect, done) => {
       runCallback(effect, { onExit: done })
     }, { intervalMillis: options.deviceLogIntervalMillis ?? 0 })
+    const notifier = yield* Notify.make(stream, options.notifications)
     const devices = new Map<string, Set<DevicePeer>>()
     const apps = new Set<AppPeer>()
 
@@ -369,6 +374,9 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           }
           return state
         }
+        case "DeviceNotify":
+          notifier.handle(state.account, message)
+          return state
         case "DeviceRtc": {
           // protocol.md §2.3: answered only when the project has an RTC widget.
           const rtc = findDashboard(state.account, message.peer.dashId)?.widgets.find((w) => w["type"] === "RTC")

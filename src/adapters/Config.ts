@@ -28,7 +28,11 @@ export const ServerConfig = Config.all({
   registration: Config.schema(Schema.Literals(["closed", "open"]), "PINLEDGER_REGISTRATION").pipe(Config.withDefault("closed" as const)),
   loginMaxFailures: Positive("PINLEDGER_LOGIN_MAX_FAILURES").pipe(Config.withDefault(5)),
   loginBlockSeconds: Positive("PINLEDGER_LOGIN_BLOCK_SECONDS").pipe(Config.withDefault(600)),
-  deviceLogIntervalMs: NonNegative("PINLEDGER_DEVICE_LOG_INTERVAL_MS").pipe(Config.withDefault(250))
+  deviceLogIntervalMs: NonNegative("PINLEDGER_DEVICE_LOG_INTERVAL_MS").pipe(Config.withDefault(250)),
+  notifyIntervalSeconds: NonNegative("PINLEDGER_NOTIFY_INTERVAL_SECONDS").pipe(Config.withDefault(5)),
+  emailsPerDay: NonNegative("PINLEDGER_EMAILS_PER_DAY").pipe(Config.withDefault(100)),
+  smtpUrl: Config.Redacted("PINLEDGER_SMTP_URL").pipe(Config.option),
+  mailFrom: Config.String("PINLEDGER_MAIL_FROM").pipe(Config.withDefault("Pinledger <pinledger@localhost>"))
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
 

@@ -14,3 +14,6 @@ export const deviceStream = (accountStreamId: string, dashId: number, deviceId: 
 
 /** Security events of an account's shared sessions (domain/Access.ts). */
 export const accessStream = (accountStreamId: string): string => `access-${accountStreamId.slice("user-".length)}`
+
+/** An account's notifications: requested by its devices, then sent or failed (domain/Notifications.ts). */
+export const outboxStream = (accountStreamId: string): string => `outbox-${accountStreamId.slice("user-".length)}`

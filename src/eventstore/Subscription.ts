@@ -58,7 +58,8 @@ export const readSettled = (from: Checkpoint, limit: number) =>
     return rows.map(toRecorded)
   })
 
-const saveCheckpoint = (name: string, from: Checkpoint, to: Checkpoint) =>
+/** Moves a checkpoint from `from` to `to`; fails with CheckpointConflict if someone else moved it. */
+export const saveCheckpoint = (name: string, from: Checkpoint, to: Checkpoint) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     const moved = yield* sql`

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Directory from "../../src/actors/Directory.ts"
 import * as Throttle from "../../src/actors/Throttle.ts"
+import type { UserActorOptions } from "../../src/actors/UserActor.ts"
 import type { ThrottleSettings } from "../../src/domain/Throttle.ts"
 import * as BlynkEndpoints from "../../src/adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "../../src/adapters/blynk/SessionEnv.ts"
@@ -43,14 +44,15 @@ export interface RunningServer {
 export const startBlynkServer = async (
   storage: Storage,
   settings: Partial<SessionEnv.SessionSettings> = {},
-  throttle: ThrottleSettings = { maxFailures: 1000, windowMs: 600_000, blockMs: 600_000 }
+  throttle: ThrottleSettings = { maxFailures: 1000, windowMs: 600_000, blockMs: 600_000 },
+  actors: UserActorOptions = {}
 ): Promise<RunningServer> => {
   const { cert, key } = await certificateOnce()
   const scope = Effect.runSync(Scope.make())
   const Store = storeLayer(storage, { inline: inlineProjections })
   const Sessions = BlynkEndpoints.layer.pipe(
-    Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, registration: "open", ...settings })),
-    Layer.provideMerge(Directory.layer),
+    Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, registration: "open", notifyIntervalSeconds: 5, ...settings })),
+    Layer.provideMerge(Directory.layerWith(actors)),
     Layer.provideMerge(Throttle.layer(throttle))
   )
   const Listeners = Layer.unwrap(Effect.gen(function*() {

@@ -10,6 +10,7 @@ import { bodyFields, bodyText, encodeHardware, type Frame, fromFields, type Mess
 import { type FrameDecoder, hardwareDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseHardware, parseInternal } from "./HardwareBody.ts"
 import { Delivery } from "./Delivery.ts"
+import { NotificationGate } from "./NotificationGate.ts"
 import type { SessionEnv, Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
@@ -43,6 +44,8 @@ export class HardwareSession {
   #actor: UserActor | undefined
   #peer: DevicePeer | undefined
   #buffIn = DEFAULT_BUFF_IN
+  /** Made on the first notification: most devices never send one. */
+  #notifications: NotificationGate | undefined
 
   constructor(env: SessionEnv["Service"], attach: (events: TransportEvents) => Transport, options: { readonly idleFactor?: number } = {}) {
     this.#env = env
@@ -134,6 +137,14 @@ export class HardwareSession {
       case Command.BLYNK_INTERNAL: return this.#internal(frame)
       case Command.HARDWARE_SYNC: return this.#sync(frame)
       case Command.SET_WIDGET_PROPERTY: return this.#property(frame)
+      case Command.PUSH_NOTIFICATION:
+      case Command.EMAIL:
+      case Command.TWEET:
+      case Command.SMS: {
+        const request = (this.#notifications ??= new NotificationGate())
+          .request(frame, this.#peer!, Date.now(), this.#env.settings.notifyIntervalSeconds)
+        return request === undefined ? this.#status(frame.id, statusCode("quotaLimit")) : this.#deliver(request)
+      }
       default:
         // protocol.md §1.1: a known-range code this handler does not serve is ignored.
         return

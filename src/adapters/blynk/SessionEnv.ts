@@ -45,6 +45,11 @@ export interface SessionSettings {
    * made with the CLI); `open`, anyone.
    */
   readonly registration: "closed" | "open"
+  /**
+   * Seconds between two notifications of one kind (push, e-mail, tweet, SMS) on one hardware
+   * connection (protocol.md §6.2); 0 = no limit.
+   */
+  readonly notifyIntervalSeconds: number
 }
 
 /** What the socket-side sessions need from the Effect world, as plain calls. */

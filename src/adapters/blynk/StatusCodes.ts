@@ -14,7 +14,9 @@ const codes: Record<StatusMeaning, number> = {
   invalidToken: Status.INVALID_TOKEN,
   illegalCommandBody: Status.ILLEGAL_COMMAND_BODY,
   noData: Status.NO_DATA,
-  serverError: Status.SERVER_ERROR
+  serverError: Status.SERVER_ERROR,
+  notificationInvalidBody: Status.NOTIFICATION_INVALID_BODY,
+  notificationNotAuthorized: Status.NOTIFICATION_NOT_AUTHORIZED
 }
 
 /** The wire code of a status meaning (protocol.md §1.3). */
