@@ -25,6 +25,8 @@ export type Status =
 export type DeviceNotice =
   /** A write for the device: the hardware body (`vw 1 5`), answered id or the app's id. */
   | { readonly _tag: "Write"; readonly id: number; readonly body: Uint8Array }
+  /** Another device's bridge wrote to this one: BRIDGE (15) with the hardware body and the writer's id. */
+  | { readonly _tag: "Bridge"; readonly id: number; readonly body: Uint8Array }
   /** `pm` pairs (protocol.md §2.2), sent with id 1. */
   | { readonly _tag: "PinModes"; readonly modes: ReadonlyArray<string> }
   | { readonly _tag: "Status"; readonly id: number; readonly status: Status }

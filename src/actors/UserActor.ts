@@ -12,7 +12,7 @@ import {
   findDevice
 } from "../domain/Account.ts"
 import { type AccessEvent, CommandRefused, SharedLogin, SharedLoginRefused, SharedSessionsClosed } from "../domain/Access.ts"
-import { mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
+import { deviceOfToken, mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
 import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, type PinType } from "../domain/Pins.ts"
 import { accessStream, deviceStream } from "../domain/Streams.ts"
 import { pinModes, widgetId } from "../domain/Widgets.ts"
@@ -69,6 +69,20 @@ export type UserMessage =
     readonly value: string
   }
   | { readonly _tag: "DeviceRtc"; readonly peer: DevicePeer; readonly id: number }
+  /** BRIDGE init (protocol.md §2.4): `pin` now leads to the device of `token`, if it is this account's. */
+  | { readonly _tag: "BridgeInit"; readonly peer: DevicePeer; readonly id: number; readonly pin: string; readonly token: string }
+  /**
+   * BRIDGE use: `body` (the hardware body after the bridge pin) goes to the target's other
+   * connections, and `write`, if it is one, counts as the target's own.
+   */
+  | {
+    readonly _tag: "BridgeWrite"
+    readonly peer: DevicePeer
+    readonly id: number
+    readonly pin: string
+    readonly write: PinWrite | undefined
+    readonly body: Uint8Array
+  }
   | { readonly _tag: "AppAttach"; readonly peer: AppPeer; readonly reply: Deferred.Deferred<boolean> }
   | { readonly _tag: "AppDetach"; readonly peer: AppPeer }
   /** A shared app asked for something outside its scope; the session answered NOT_ALLOWED, the actor records it. */
@@ -108,6 +122,8 @@ export interface UserActor {
 }
 
 const SYNC_ID = 1111
+/** protocol.md §6.2: bridges per hardware connection. */
+const MAX_BRIDGES = 100
 const accountLog = EventCodec.typed(EventCodec.make(AccountEvent))
 
 const encoder = new TextEncoder()
@@ -187,6 +203,19 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       if (closed > 0) record(new SharedSessionsClosed({ dashId, sessions: closed, reason }), by)
     }
     const socketsOf = (dashId: number, deviceId: number) => devices.get(deviceKey(dashId, deviceId))
+
+    /** A device's pin write (its own, or a bridge's in its name): stored, logged, shown to the apps of an active project. */
+    const deviceWrote = (state: UserState, dashId: number, deviceId: number, write: PinWrite, id: number, body: Uint8Array, by: DevicePeer) => {
+      const dash = findDashboard(state.account, dashId)
+      if (dash === undefined || !findDevice(dash, deviceId)) return
+      const [t, pin, ...values] = write
+      state.pins.set(pinKey(dashId, deviceId, t, pin), values)
+      deviceLog.push(deviceStream(stream, dashId, deviceId), { _tag: "Write", dashId, deviceId, source: "hardware", write, by, at: Date.now() })
+      if (dash.isActive) toApps({ _tag: "DeviceWrite", id, dashId, deviceId, body }, dashId)
+    }
+
+    /** Bridges each device connection set up (pin → target), for as long as the connection lives. */
+    const bridges = new WeakMap<DevicePeer, Map<string, { readonly dashId: number; readonly deviceId: number; readonly token: string }>>()
 
     /** protocol.md §2.3/§3.7: devices of active projects with `isAppConnectedOn` hear of apps. */
     const tellPresence = (state: UserState, connected: boolean) => {
@@ -294,24 +323,41 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
     /** What needs no effect: the hot paths (pin writes, syncs) run here, many per turn of the actor. */
     const handleSync = (state: UserState, message: UserMessage): UserState | undefined => {
       switch (message._tag) {
-        case "DeviceWrite": {
-          const { peer, write } = message
-          const dash = findDashboard(state.account, peer.dashId)
-          if (dash === undefined || !findDevice(dash, peer.deviceId)) return state
-          const [t, pin, ...values] = write
-          state.pins.set(pinKey(peer.dashId, peer.deviceId, t, pin), values)
-          deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
-            _tag: "Write",
-            dashId: peer.dashId,
-            deviceId: peer.deviceId,
-            source: "hardware",
-            write,
-            by: peer,
-            at: Date.now()
-          })
-          if (dash.isActive) {
-            toApps({ _tag: "DeviceWrite", id: message.id, dashId: peer.dashId, deviceId: peer.deviceId, body: message.body }, peer.dashId)
+        case "DeviceWrite":
+          deviceWrote(state, message.peer.dashId, message.peer.deviceId, message.write, message.id, message.body, message.peer)
+          return state
+        case "BridgeInit": {
+          // protocol.md §2.4: a token of this account's devices; at most MAX_BRIDGES pins per connection.
+          const { peer } = message
+          const target = deviceOfToken(state.account, message.token)
+          let pins = bridges.get(peer)
+          if (target === undefined || (!pins?.has(message.pin) && (pins?.size ?? 0) >= MAX_BRIDGES)) {
+            peer.send({ _tag: "Status", id: message.id, status: "notAllowed" })
+            return state
           }
+          if (pins === undefined) bridges.set(peer, (pins = new Map()))
+          pins.set(message.pin, { ...target, token: message.token })
+          peer.send({ _tag: "Status", id: message.id, status: "ok" })
+          return state
+        }
+        case "BridgeWrite": {
+          const { peer } = message
+          const bridge = bridges.get(peer)?.get(message.pin)
+          const now = bridge && deviceOfToken(state.account, bridge.token)
+          // Not initialised, or the target's token was refreshed or its device deleted since.
+          if (bridge === undefined || now?.dashId !== bridge.dashId || now.deviceId !== bridge.deviceId) {
+            peer.send({ _tag: "Status", id: message.id, status: "notAllowed" })
+            return state
+          }
+          let online = 0
+          for (const socket of socketsOf(bridge.dashId, bridge.deviceId) ?? []) {
+            if (socket === peer) continue
+            online++
+            socket.send({ _tag: "Bridge", id: message.id, body: message.body })
+          }
+          // Also as if the target had written it: stored, logged, shown to the apps.
+          if (message.write !== undefined) deviceWrote(state, bridge.dashId, bridge.deviceId, message.write, message.id, message.body, peer)
+          if (online === 0) peer.send({ _tag: "Status", id: message.id, status: "deviceNotInNetwork" })
           return state
         }
         case "DeviceLogout": {

@@ -130,6 +130,7 @@ export class HardwareSession {
     }
     switch (frame.command) {
       case Command.HARDWARE: return this.#hardware(frame)
+      case Command.BRIDGE: return this.#bridge(frame)
       case Command.PING: return this.#status(frame.id, statusCode("ok"))
       case Command.HARDWARE_LOGIN:
       case Command.LOGIN:
@@ -252,6 +253,8 @@ export class HardwareSession {
     switch (notice._tag) {
       case "Write":
         return this.#send(message(Command.HARDWARE, notice.id, notice.body))
+      case "Bridge":
+        return this.#send(message(Command.BRIDGE, notice.id, notice.body))
       case "PinModes":
         return this.#send(fromFields(Command.HARDWARE, 1, ["pm", ...notice.modes]))
       case "Status":
@@ -285,6 +288,26 @@ export class HardwareSession {
       write: [parsed.pinType, parsed.pin, ...(parsed.values as [string, ...Array<string>])],
       body: frame.body
     })
+  }
+
+  /**
+   * BRIDGE (protocol.md §2.4): `pin i token` ties a bridge pin to another device of the account;
+   * `pin op pin value…` sends the rest to it. Fewer than 3 fields, or a bad pin in a write → 2.
+   */
+  #bridge(frame: Message) {
+    const fields = bodyFields(frame.body)
+    if (fields.length < 3) return this.#status(frame.id, statusCode("illegalCommand"))
+    const [pin, op] = fields as [string, string, ...Array<string>]
+    if (op === "i") {
+      const token = fields[2]!.trim()
+      if (token.length !== 32) return this.#status(frame.id, statusCode("notAllowed"))
+      return this.#deliver({ _tag: "BridgeInit", peer: this.#peer!, id: frame.id, pin, token })
+    }
+    const body = frame.body.subarray(frame.body.indexOf(0) + 1)
+    const parsed = parseHardware(bodyText(body))
+    if (parsed instanceof IllegalCommand) return this.#status(frame.id, statusCode("illegalCommand"))
+    const write = parsed._tag === "Write" ? [parsed.pinType, parsed.pin, ...(parsed.values as [string, ...Array<string>])] as const : undefined
+    this.#deliver({ _tag: "BridgeWrite", peer: this.#peer!, id: frame.id, pin, write, body })
   }
 
   #internal(frame: Message) {
