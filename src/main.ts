@@ -12,6 +12,7 @@ import { layerHttpHandoff } from "./adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "./adapters/net/PlainListener.ts"
 import * as TlsListener from "./adapters/net/TlsListener.ts"
 import { migrate } from "./eventstore/Migrations.ts"
+import * as AccountFollower from "./actors/AccountFollower.ts"
 import * as Directory from "./actors/Directory.ts"
 import * as Throttle from "./actors/Throttle.ts"
 import * as BlynkEndpoints from "./adapters/blynk/Endpoints.ts"
@@ -74,7 +75,7 @@ const PlainLayer = Layer.unwrap(Effect.gen(function*() {
 
 /** Blynk sessions for devices and apps, with the user actors they talk to. */
 const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
-  BlynkEndpoints.layer.pipe(
+  Layer.merge(BlynkEndpoints.layer, AccountFollower.layer()).pipe(
     Layer.provide(SessionEnv.layer({
       messageQuota: config.messageQuota,
       hardwareIdleSeconds: config.hardwareIdleSeconds,

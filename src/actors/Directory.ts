@@ -14,6 +14,8 @@ export class Directory extends Context.Service<Directory, {
   readonly evict: (stream: string) => Effect.Effect<void>
   /** Every running actor (for flushing and tests). */
   readonly all: Effect.Effect<ReadonlyArray<UserActor.UserActor>>
+  /** The account's actor if one runs, without starting one. */
+  readonly running: (stream: string) => Effect.Effect<UserActor.UserActor | undefined>
 }>()("pinledger/actors/Directory") {}
 
 export const layerWith = (options: UserActor.UserActorOptions): Layer.Layer<Directory, never, EventStore | SqlClient> => Layer.effect(
@@ -47,7 +49,13 @@ export const layerWith = (options: UserActor.UserActorOptions): Layer.Layer<Dire
 
     const all = Effect.suspend(() => Effect.forEach([...actors.values()], (a) => Deferred.await(a.actor)))
 
-    return { actor, evict, all }
+    const running = (stream: string) =>
+      Effect.suspend(() => {
+        const found = actors.get(stream)
+        return found === undefined ? Effect.succeed(undefined) : Deferred.await(found.actor)
+      })
+
+    return { actor, evict, all, running }
   })
 )
 

@@ -1,4 +1,4 @@
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Stream } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import {
   type Account,
@@ -8,6 +8,7 @@ import {
   type AccountState,
   type Dashboard,
   decideAll,
+  evolve,
   findDashboard,
   findDevice
 } from "../domain/Account.ts"
@@ -112,6 +113,11 @@ export type UserMessage =
     readonly reply: Deferred.Deferred<ExecuteResult, AccountRejected>
   }
   | { readonly _tag: "Read"; readonly reply: Deferred.Deferred<UserView> }
+  /**
+   * Another process (the CLI) appended to the account's stream, up to `version`: read what this
+   * actor has not seen and act on it as on its own commits (close reprovisioned devices...).
+   */
+  | { readonly _tag: "CatchUp"; readonly version: number }
   | Notify.DeviceNotify
 
 export interface UserActor {
@@ -247,6 +253,20 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       }
     }
 
+    /** What another writer appended to the account's stream since this actor's version, applied. */
+    const catchUp = (state: UserState) =>
+      Effect.gen(function*() {
+        let next = state
+        const events: Array<AccountEvent> = []
+        yield* accountLog.readStream(stream, state.version + 1).pipe(Stream.runForEach(({ event, recorded }) =>
+          Effect.sync(() => {
+            events.push(event)
+            next = { ...next, account: evolve(next.account, event), version: recorded.version }
+          })
+        ))
+        return { state: next, events }
+      })
+
     /** Runs commands through the decider and appends their events; a concurrent writer (the CLI) makes it reload and retry. */
     const execute = (state: UserState, commands: (s: AccountState) => ReadonlyArray<AccountCommand>, metadata: Metadata) =>
       Effect.gen(function*() {
@@ -263,8 +283,9 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             Effect.catchIf((e): e is WrongExpectedVersion => e instanceof WrongExpectedVersion && attempt < 3, () => Effect.succeed(undefined))
           )
           if (appended === undefined) {
-            const reloaded = yield* AccountLog.load(stream)
-            current = { ...current, account: reloaded.state, version: reloaded.version }
+            const caught = yield* catchUp(current)
+            afterCommit(current, caught.state, caught.events, undefined, 0)
+            current = caught.state
             continue
           }
           return {
@@ -608,6 +629,12 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             return next
           })
         }
+        case "CatchUp":
+          if (message.version <= state.version) return Effect.succeed(state)
+          return Effect.map(catchUp(state), (caught) => {
+            afterCommit(state, caught.state, caught.events, undefined, 0)
+            return caught.state
+          })
         case "Read": {
           const online = new Set(devices.keys())
           return Effect.as(

@@ -58,6 +58,30 @@ export const readSettled = (from: Checkpoint, limit: number) =>
     return rows.map(toRecorded)
   })
 
+/** Where the settled part of the log ends now: every event after it is still to come or to settle. */
+export const settledHorizon = Effect.gen(function*() {
+  const sql = yield* SqlClient
+  const rows = yield* sql<{ xmin: string }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`
+  return { txId: BigInt(rows[0]!.xmin), position: 0 } satisfies Checkpoint
+})
+
+/** Like `readSettled`, but only where each event went (no data): for followers that just need to know. */
+export const readSettledHeads = (from: Checkpoint, limit: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const rows = yield* sql<{ tx_text: string; position: unknown; stream_id: string; stream_version: unknown }>`
+      SELECT tx_id::text AS tx_text, position, stream_id, stream_version FROM pl_events
+      WHERE (tx_id, position) > (${from.txId.toString()}::xid8, ${from.position})
+        AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY tx_id, position LIMIT ${limit}`
+    return rows.map((r) => ({
+      txId: BigInt(r.tx_text),
+      position: Number(r.position),
+      streamId: r.stream_id,
+      version: Number(r.stream_version)
+    }))
+  })
+
 /** Moves a checkpoint from `from` to `to`; fails with CheckpointConflict if someone else moved it. */
 export const saveCheckpoint = (name: string, from: Checkpoint, to: Checkpoint) =>
   Effect.gen(function*() {

@@ -4,6 +4,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as AccountFollower from "../../src/actors/AccountFollower.ts"
 import * as Directory from "../../src/actors/Directory.ts"
 import * as Throttle from "../../src/actors/Throttle.ts"
 import type { UserActorOptions } from "../../src/actors/UserActor.ts"
@@ -50,7 +51,7 @@ export const startBlynkServer = async (
   const { cert, key } = await certificateOnce()
   const scope = Effect.runSync(Scope.make())
   const Store = storeLayer(storage, { inline: inlineProjections })
-  const Sessions = BlynkEndpoints.layer.pipe(
+  const Sessions = Layer.merge(BlynkEndpoints.layer, AccountFollower.layer()).pipe(
     Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, registration: "open", notifyIntervalSeconds: 5, ...settings })),
     Layer.provideMerge(Directory.layerWith(actors)),
     Layer.provideMerge(Throttle.layer(throttle))
