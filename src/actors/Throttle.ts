@@ -15,6 +15,9 @@ import type { EventStore } from "../eventstore/EventStore.ts"
 
 const log = EventCodec.typed(EventCodec.make(ThrottleEvent))
 
+/** Addresses kept in memory before those with nothing in force are dropped (default). */
+export const CACHE_LIMIT = 10_000
+
 /** `throttle-<kind>-<address>`, with what a stream id may not hold replaced. */
 export const throttleStream = (kind: ThrottleKind, address: string) =>
   `throttle-${kind}-${address.replace(/[^A-Za-z0-9_.:@-]/g, "_")}`.slice(0, 200)
@@ -34,9 +37,11 @@ export class Throttle extends Context.Service<Throttle, {
   readonly blocked: (kind: ThrottleKind, address: string) => Effect.Effect<boolean>
   /** Records a failure; true when the address is blocked from now on. */
   readonly fail: (kind: ThrottleKind, address: string, identity: string, metadata: Metadata) => Effect.Effect<boolean>
+  /** How many addresses are held in memory now. */
+  readonly tracked: Effect.Effect<number>
 }>()("pinledger/actors/Throttle") {}
 
-export const layer = (settings: ThrottleSettings): Layer.Layer<Throttle, never, EventStore> =>
+export const layer = (settings: ThrottleSettings, cacheLimit = CACHE_LIMIT): Layer.Layer<Throttle, never, EventStore> =>
   Layer.effect(
     Throttle,
     Effect.gen(function*() {
@@ -45,6 +50,18 @@ export const layer = (settings: ThrottleSettings): Layer.Layer<Throttle, never, 
       // Failures are rare: one at a time keeps decide-append-evolve simple and exact.
       const lock = yield* Semaphore.make(1)
 
+      /**
+       * Addresses with nothing in force (no failure in the window, no block) are dropped once the
+       * cache grows past `cacheLimit`: a scan of many addresses must not grow memory for good.
+       * A dropped address is read again from its stream when it next shows up.
+       */
+      const prune = (now: number) => {
+        if (states.size <= cacheLimit) return
+        for (const [key, state] of states) {
+          if (!isBlocked(state, now) && state.failures.every((t) => now - t >= settings.windowMs)) states.delete(key)
+        }
+      }
+
       const stateOf = (kind: ThrottleKind, address: string) =>
         Effect.suspend(() => {
           const key = `${kind}|${address}`
@@ -52,7 +69,12 @@ export const layer = (settings: ThrottleSettings): Layer.Layer<Throttle, never, 
           if (known !== undefined) return Effect.succeed(known)
           return log.readStream(throttleStream(kind, address)).pipe(
             Stream.runFold(() => initial, (state, { event }) => evolve(state, event, settings)),
-            Effect.tap((state) => Effect.sync(() => states.set(key, state))),
+            Effect.tap((state) =>
+              Effect.map(Clock.currentTimeMillis, (now) => {
+                prune(now)
+                states.set(key, state)
+              })
+            ),
             Effect.provideContext(context)
           )
         })
@@ -72,11 +94,12 @@ export const layer = (settings: ThrottleSettings): Layer.Layer<Throttle, never, 
           let next = state
           for (const event of events) next = evolve(next, event, settings)
           states.set(`${kind}|${address}`, next)
+          prune(at)
           const now = isBlocked(next, at)
           if (now && !isBlocked(state, at)) yield* Effect.logWarning(`throttle: ${address} blocked for ${kind} logins until ${new Date(next.blockedUntil).toISOString()}`)
           return now
         })).pipe(Effect.catch((error) => Effect.as(Effect.logWarning(`throttle: cannot record a failure of ${address}`, error), false)))
 
-      return { blocked, fail }
+      return { blocked, fail, tracked: Effect.sync(() => states.size) }
     })
   )
