@@ -96,7 +96,7 @@ export const layer = (settings: ThrottleSettings, cacheLimit = CACHE_LIMIT): Lay
           states.set(`${kind}|${address}`, next)
           prune(at)
           const now = isBlocked(next, at)
-          if (now && !isBlocked(state, at)) yield* Effect.logWarning(`throttle: ${address} blocked for ${kind} logins until ${new Date(next.blockedUntil).toISOString()}`)
+          if (now && !isBlocked(state, at)) yield* Effect.logWarning(`throttle: ${address} blocked for ${kind === "login" ? "app and share" : "hardware"} logins until ${new Date(next.blockedUntil).toISOString()}`)
           return now
         })).pipe(Effect.catch((error) => Effect.as(Effect.logWarning(`throttle: cannot record a failure of ${address}`, error), false)))
 
