@@ -3,9 +3,11 @@ import { Command } from "effect/cli"
 import { HttpRouter } from "effect/http"
 import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
 import { makeCli } from "./adapters/cli/Cli.ts"
-import { ServerConfig } from "./adapters/Config.ts"
+import { publicUrl, ServerConfig } from "./adapters/Config.ts"
 import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
+import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
+import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
 import * as CertificateReloader from "./adapters/net/CertificateReloader.ts"
 import { layerHttpHandoff } from "./adapters/net/ConnectionRouter.ts"
@@ -18,6 +20,7 @@ import * as Throttle from "./actors/Throttle.ts"
 import * as BlynkEndpoints from "./adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "./adapters/blynk/SessionEnv.ts"
 import * as Mailer from "./adapters/notify/Mailer.ts"
+import * as RegistrationMailer from "./adapters/accounts/RegistrationMailer.ts"
 import * as OutboxSender from "./adapters/notify/OutboxSender.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
 import { inlineProjections } from "./eventstore/projections/Inline.ts"
@@ -81,13 +84,19 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
       hardwareIdleSeconds: config.hardwareIdleSeconds,
       appIdleSeconds: config.appIdleSeconds,
       registration: config.registration,
-      notifyIntervalSeconds: config.notifyIntervalSeconds
+      notifyIntervalSeconds: config.notifyIntervalSeconds,
+      resetTokenMinutes: config.resetTokenMinutes,
+      verifyTokenHours: config.verifyTokenHours,
+      publicUrl: publicUrl(config, hostname())
     })),
-    Layer.provide(Directory.layerWith({
+    // Password-reset and confirmation mails go out from the sessions (the outbox sender shares it).
+    Layer.provide(RegistrationMailer.layer(config.registration)),
+    // Merged: the HTTP routes (GET /verify-email) reach the same actors and throttle.
+    Layer.provideMerge(Directory.layerWith({
       deviceLogIntervalMillis: config.deviceLogIntervalMs,
       notifications: { emailsPerDay: config.emailsPerDay, vendorEmail: Mailer.addressOf(config.mailFrom) }
     })),
-    Layer.provide(Throttle.layer({
+    Layer.provideMerge(Throttle.layer({
       maxFailures: config.loginMaxFailures,
       windowMs: config.loginBlockSeconds * 1000,
       blockMs: config.loginBlockSeconds * 1000
@@ -95,7 +104,7 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
   )))
 
 /** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
-const HttpLayer = HttpRouter.serve(HealthRoute).pipe(
+const HttpLayer = HttpRouter.serve(Layer.merge(HealthRoute, VerifyEmailRoute)).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
   Layer.provide(SessionsLayer),
   Layer.provide(layerHttpHandoff),

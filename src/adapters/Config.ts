@@ -25,7 +25,10 @@ export const ServerConfig = Config.all({
   messageQuota: Positive("PINLEDGER_MESSAGE_QUOTA").pipe(Config.withDefault(100)),
   hardwareIdleSeconds: NonNegative("PINLEDGER_HARDWARE_IDLE_SECONDS").pipe(Config.withDefault(10)),
   appIdleSeconds: NonNegative("PINLEDGER_APP_IDLE_SECONDS").pipe(Config.withDefault(300)),
-  registration: Config.schema(Schema.Literals(["closed", "open"]), "PINLEDGER_REGISTRATION").pipe(Config.withDefault("closed" as const)),
+  registration: Config.schema(Schema.Literals(["closed", "open", "verify"]), "PINLEDGER_REGISTRATION").pipe(Config.withDefault("closed" as const)),
+  resetTokenMinutes: Positive("PINLEDGER_RESET_TOKEN_MINUTES").pipe(Config.withDefault(60)),
+  verifyTokenHours: Positive("PINLEDGER_VERIFY_TOKEN_HOURS").pipe(Config.withDefault(48)),
+  publicUrl: Config.String("PINLEDGER_PUBLIC_URL").pipe(Config.option),
   loginMaxFailures: Positive("PINLEDGER_LOGIN_MAX_FAILURES").pipe(Config.withDefault(5)),
   loginBlockSeconds: Positive("PINLEDGER_LOGIN_BLOCK_SECONDS").pipe(Config.withDefault(600)),
   deviceLogIntervalMs: NonNegative("PINLEDGER_DEVICE_LOG_INTERVAL_MS").pipe(Config.withDefault(250)),
@@ -35,6 +38,15 @@ export const ServerConfig = Config.all({
   mailFrom: Config.String("PINLEDGER_MAIL_FROM").pipe(Config.withDefault("Pinledger <pinledger@localhost>"))
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
+
+/**
+ * Where the HTTP app is reached from outside, for mailed links: PINLEDGER_PUBLIC_URL without a
+ * trailing slash, else `https://<host name>:<TLS port>`.
+ */
+export const publicUrl = (config: ServerConfig, hostname: string): string => {
+  const configured = Option.getOrUndefined(Option.filter(config.publicUrl, (url) => url.trim() !== ""))
+  return configured === undefined ? `https://${hostname}:${config.httpsPort}` : configured.trim().replace(/\/+$/, "")
+}
 
 /** The PostgreSQL URL, if one is set; an empty DATABASE_URL counts as unset. */
 export const databaseUrl = (config: ServerConfig): string | undefined =>

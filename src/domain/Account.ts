@@ -20,6 +20,10 @@ export const TagId = Schema.Int.check(Schema.isBetween({ minimum: 100_000, maxim
 export const Token = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{32}$/))
 /** A salted slow hash of the client's password hash, in the form the adapter writes. */
 export const PasswordHash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512))
+/** The SHA-256 (hex) of a token mailed to the account's address: the log never holds the token itself. */
+export const TokenDigest = Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/))
+/** A time in epoch milliseconds. */
+const Millis = Schema.Int
 const Name = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(50))
 const Json = Schema.Record(Schema.String, Schema.Json)
 
@@ -112,6 +116,23 @@ export class CloneCodeIssued extends Schema.TaggedClass<CloneCodeIssued>()("Clon
   layout: Json
 }) {}
 
+/** A password reset was asked for (RESET_PASSWORD `start`); it voids the token of any earlier one. */
+export class PasswordResetRequested extends Schema.TaggedClass<PasswordResetRequested>()("PasswordResetRequested", {
+  tokenDigest: TokenDigest,
+  expiresAt: Millis
+}) {}
+/** A new password (RESET_PASSWORD `reset`); the reset token is used up. */
+export class PasswordChanged extends Schema.TaggedClass<PasswordChanged>()("PasswordChanged", {
+  passwordHash: PasswordHash
+}) {}
+/** The account must confirm its address (PINLEDGER_REGISTRATION=verify) before it may log in. */
+export class EmailVerificationRequested extends Schema.TaggedClass<EmailVerificationRequested>()("EmailVerificationRequested", {
+  tokenDigest: TokenDigest,
+  expiresAt: Millis
+}) {}
+/** The address is confirmed: the account may log in. */
+export class EmailVerified extends Schema.TaggedClass<EmailVerified>()("EmailVerified", {}) {}
+
 export const AccountEvent = Schema.Union([
   AccountRegistered,
   DashboardCreated,
@@ -133,7 +154,11 @@ export const AccountEvent = Schema.Union([
   ShareGranted,
   ShareRevoked,
   SharingSwitched,
-  CloneCodeIssued
+  CloneCodeIssued,
+  PasswordResetRequested,
+  PasswordChanged,
+  EmailVerificationRequested,
+  EmailVerified
 ])
 export type AccountEvent = typeof AccountEvent.Type
 
@@ -160,11 +185,20 @@ export interface Dashboard {
   /** The current share token, if one was ever issued and not deleted with the dashboard. */
   readonly shareToken?: string | undefined
 }
+/** A token mailed to the account, known by its digest, good until `expiresAt` (epoch ms). */
+export interface PendingToken {
+  readonly tokenDigest: string
+  readonly expiresAt: number
+}
 export interface Account {
   readonly email: string
   readonly appName: string
   readonly passwordHash: string
   readonly dashboards: ReadonlyArray<Dashboard>
+  /** The password reset asked for last and not yet used. */
+  readonly passwordReset?: PendingToken | undefined
+  /** Present while the address waits for confirmation; absent means confirmed (the CLI's, the first, the older accounts). */
+  readonly emailVerification?: PendingToken | undefined
 }
 /** `undefined` until the account is registered. */
 export type AccountState = Account | undefined
@@ -178,7 +212,14 @@ export interface NewDevice {
 }
 
 export type AccountCommand =
-  | { readonly _tag: "Register"; readonly email: string; readonly appName: string; readonly passwordHash: string }
+  | {
+    readonly _tag: "Register"
+    readonly email: string
+    readonly appName: string
+    readonly passwordHash: string
+    /** The confirmation link's token, when the address must be confirmed before the first login. */
+    readonly verification?: PendingToken
+  }
   | {
     readonly _tag: "CreateDashboard"
     readonly dashId: number
@@ -223,6 +264,14 @@ export type AccountCommand =
   | { readonly _tag: "RefreshShareToken"; readonly dashId: number; readonly token: string }
   | { readonly _tag: "SetSharing"; readonly dashId: number; readonly on: boolean }
   | { readonly _tag: "IssueCloneCode"; readonly dashId: number; readonly code: string }
+  /** A new reset token (its digest); an older one is void from then on. */
+  | { readonly _tag: "RequestPasswordReset"; readonly tokenDigest: string; readonly expiresAt: number }
+  /** Decides nothing: refused unless the token is the current, unexpired, unused one. */
+  | { readonly _tag: "CheckPasswordReset"; readonly tokenDigest: string; readonly now: number }
+  | { readonly _tag: "ResetPassword"; readonly tokenDigest: string; readonly now: number; readonly passwordHash: string }
+  /** A fresh confirmation link for an address whose link expired unused. */
+  | { readonly _tag: "RenewEmailVerification"; readonly tokenDigest: string; readonly expiresAt: number; readonly now: number }
+  | { readonly _tag: "VerifyEmail"; readonly tokenDigest: string; readonly now: number }
 
 /** Why a command was refused; the adapter maps the reason to the Blynk status the command uses. */
 export class AccountRejected extends Schema.TaggedError<AccountRejected>()("AccountRejected", {
@@ -250,6 +299,15 @@ const valid = <S extends Schema.Top>(schema: S, value: unknown) => Schema.is(sch
 
 /** Lower-cases the address part that identifies an account, as the reference server does. */
 export const normalizeEmail = (email: string) => email.trim().toLowerCase()
+
+/** Whether `tokenDigest` is the pending token's and it has not expired at `now`. */
+export const tokenValid = (pending: PendingToken | undefined, tokenDigest: string, now: number): boolean =>
+  pending !== undefined && pending.tokenDigest === tokenDigest && now < pending.expiresAt
+
+const validPending = (p: PendingToken) => valid(TokenDigest, p.tokenDigest) && valid(Millis, p.expiresAt)
+
+/** Whether the account may log in as far as its address goes. */
+export const isConfirmed = (account: Account): boolean => account.emailVerification === undefined
 
 export const findDashboard = (state: AccountState, dashId: number) => state?.dashboards.find((d) => d.id === dashId)
 export const findDevice = (dash: Dashboard | undefined, deviceId: number) => dash?.devices.find((d) => d.id === deviceId)
@@ -292,7 +350,12 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
       const email = normalizeEmail(command.email)
       if (!valid(Email, email)) return reject("InvalidInput", `bad e-mail address ${JSON.stringify(command.email)}`)
       if (!valid(AppName, command.appName)) return reject("InvalidInput", `bad app name ${JSON.stringify(command.appName)}`)
-      return [new AccountRegistered({ email, appName: command.appName, passwordHash: command.passwordHash })]
+      const { verification } = command
+      if (verification !== undefined && !validPending(verification)) return reject("InvalidInput", "bad token digest or expiry")
+      return [
+        new AccountRegistered({ email, appName: command.appName, passwordHash: command.passwordHash }),
+        ...(verification === undefined ? [] : [new EmailVerificationRequested(verification)])
+      ]
     }
     case "CreateDashboard": {
       if (state === undefined) return reject("NotRegistered", "no such account")
@@ -436,6 +499,33 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
         valid(Token, command.code)
           ? [new CloneCodeIssued({ dashId: dash.id, code: command.code, layout: cloneLayout(dash) })]
           : reject("InvalidInput", "bad clone code"))
+    case "RequestPasswordReset": {
+      if (state === undefined) return reject("NotRegistered", "no such account")
+      if (!validPending(command)) return reject("InvalidInput", "bad token digest or expiry")
+      return [new PasswordResetRequested({ tokenDigest: command.tokenDigest, expiresAt: command.expiresAt })]
+    }
+    case "CheckPasswordReset":
+      if (state === undefined) return reject("NotRegistered", "no such account")
+      return tokenValid(state.passwordReset, command.tokenDigest, command.now) ? [] : reject("NotAllowed", "invalid reset token")
+    case "ResetPassword":
+      if (state === undefined) return reject("NotRegistered", "no such account")
+      if (!tokenValid(state.passwordReset, command.tokenDigest, command.now)) return reject("NotAllowed", "invalid reset token")
+      if (!valid(PasswordHash, command.passwordHash)) return reject("InvalidInput", "bad password hash")
+      // The token came through the address, so a reset also confirms an unconfirmed one.
+      return [new PasswordChanged({ passwordHash: command.passwordHash }), ...(isConfirmed(state) ? [] : [new EmailVerified()])]
+    case "RenewEmailVerification": {
+      if (state === undefined) return reject("NotRegistered", "no such account")
+      const pending = state.emailVerification
+      if (pending === undefined) return reject("NotAllowed", "the address is confirmed")
+      if (command.now < pending.expiresAt) return reject("NotAllowed", "the last link is still valid")
+      if (!validPending(command)) return reject("InvalidInput", "bad token digest or expiry")
+      return [new EmailVerificationRequested({ tokenDigest: command.tokenDigest, expiresAt: command.expiresAt })]
+    }
+    case "VerifyEmail":
+      if (state === undefined) return reject("NotRegistered", "no such account")
+      return tokenValid(state.emailVerification, command.tokenDigest, command.now)
+        ? [new EmailVerified()]
+        : reject("NotAllowed", "invalid confirmation token")
   }
 }
 
@@ -529,6 +619,14 @@ export const evolve = (state: AccountState, event: AccountEvent): AccountState =
       return mapDash(state, event.dashId, (d) => ({ ...d, settings: { ...d.settings, isShared: event.on } }))
     case "CloneCodeIssued":
       return state
+    case "PasswordResetRequested":
+      return state && { ...state, passwordReset: { tokenDigest: event.tokenDigest, expiresAt: event.expiresAt } }
+    case "PasswordChanged":
+      return state && { ...state, passwordHash: event.passwordHash, passwordReset: undefined }
+    case "EmailVerificationRequested":
+      return state && { ...state, emailVerification: { tokenDigest: event.tokenDigest, expiresAt: event.expiresAt } }
+    case "EmailVerified":
+      return state && { ...state, emailVerification: undefined }
   }
 }
 

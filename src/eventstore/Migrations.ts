@@ -92,6 +92,21 @@ export const migrations: ReadonlyArray<Migration> = [
         layout jsonb NOT NULL
       )`
     ]
+  },
+  {
+    version: 5,
+    name: "account tokens",
+    statements: [
+      // Written in the append's transaction (projections/AccountTokens.ts): the digests (never the
+      // tokens) of the password-reset and address-confirmation tokens still pending, per account.
+      `CREATE TABLE pl_account_tokens (
+        token_digest text PRIMARY KEY,
+        account_stream text NOT NULL,
+        purpose text NOT NULL,
+        expires_at bigint NOT NULL
+      )`,
+      `CREATE INDEX pl_account_tokens_account ON pl_account_tokens (account_stream, purpose)`
+    ]
   }
 ]
 

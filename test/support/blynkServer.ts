@@ -1,4 +1,4 @@
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpRouter } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { mkdtemp, rm } from "node:fs/promises"
@@ -12,6 +12,8 @@ import type { ThrottleSettings } from "../../src/domain/Throttle.ts"
 import * as BlynkEndpoints from "../../src/adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "../../src/adapters/blynk/SessionEnv.ts"
 import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
+import { VerifyEmailRoute } from "../../src/adapters/http/VerifyEmailRoute.ts"
+import * as Mailer from "../../src/adapters/notify/Mailer.ts"
 import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "../../src/adapters/net/PlainListener.ts"
@@ -38,6 +40,14 @@ export interface RunningServer {
   readonly close: () => Promise<void>
 }
 
+/** What else a test may choose about the server. */
+export interface ServerOptions {
+  /** How the sessions mail (password reset, address confirmation); the log by default. */
+  readonly mailer?: Layer.Layer<Mailer.Mailer, Mailer.MailError>
+  /** The clock of the sessions and HTTP routes (token expiry, the throttle); the real one by default. */
+  readonly clock?: Clock.Clock
+}
+
 /**
  * The whole Blynk server in this process, on free ports of 127.0.0.1, on a test storage: the same
  * layers as `src/main.ts` with settings chosen by the test.
@@ -46,13 +56,25 @@ export const startBlynkServer = async (
   storage: Storage,
   settings: Partial<SessionEnv.SessionSettings> = {},
   throttle: ThrottleSettings = { maxFailures: 1000, windowMs: 600_000, blockMs: 600_000 },
-  actors: UserActorOptions = {}
+  actors: UserActorOptions = {},
+  options: ServerOptions = {}
 ): Promise<RunningServer> => {
   const { cert, key } = await certificateOnce()
   const scope = Effect.runSync(Scope.make())
   const Store = storeLayer(storage, { inline: inlineProjections })
   const Sessions = Layer.merge(BlynkEndpoints.layer, AccountFollower.layer()).pipe(
-    Layer.provideMerge(SessionEnv.layer({ messageQuota: 100, hardwareIdleSeconds: 10, appIdleSeconds: 300, registration: "open", notifyIntervalSeconds: 5, ...settings })),
+    Layer.provideMerge(SessionEnv.layer({
+      messageQuota: 100,
+      hardwareIdleSeconds: 10,
+      appIdleSeconds: 300,
+      registration: "open",
+      notifyIntervalSeconds: 5,
+      resetTokenMinutes: 60,
+      verifyTokenHours: 48,
+      publicUrl: "https://localhost:9443",
+      ...settings
+    })),
+    Layer.provide(options.mailer ?? Mailer.layerLog),
     Layer.provideMerge(Directory.layerWith(actors)),
     Layer.provideMerge(Throttle.layer(throttle))
   )
@@ -63,12 +85,13 @@ export const startBlynkServer = async (
       TlsListener.layerWith({ port: 0, host: "127.0.0.1", cert, key, hardware: endpoints.hardware, app: endpoints.app })
     )
   }))
-  const All = HttpRouter.serve(HealthRoute, { disableLogger: true, disableListenLog: true }).pipe(
+  const All = HttpRouter.serve(Layer.merge(HealthRoute, VerifyEmailRoute), { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(Listeners),
     Layer.provideMerge(Sessions),
     Layer.provide(layerHttpHandoff),
     Layer.provide(NodeHttpServer.layerHttpServices),
-    Layer.provideMerge(Store)
+    Layer.provideMerge(Store),
+    Layer.provide(options.clock === undefined ? Layer.empty : Layer.succeed(Clock.Clock, options.clock))
   )
   const context = await Effect.runPromise(Layer.buildWithScope(All, scope))
   const http = Context.get(context, HttpServer.HttpServer)

@@ -11,6 +11,7 @@ import {
   type AccountState,
   findDashboard,
   findDevice,
+  isConfirmed,
   type NewDevice,
   normalizeEmail
 } from "../../domain/Account.ts"
@@ -20,6 +21,8 @@ import type { Metadata } from "../../eventstore/Event.ts"
 import { findClone, findShare } from "../../eventstore/projections/Permissions.ts"
 import { hasEventOfType } from "../../eventstore/Queries.ts"
 import { hashPassword, newToken, verifyPassword } from "../security/Passwords.ts"
+import { mailVerification, newVerification, renewIfExpired, type VerificationSettings } from "../accounts/EmailVerification.ts"
+import { handleResetRequest, parseResetRequest } from "../accounts/PasswordReset.ts"
 import { Command, commandName } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
 import { APP_HEADER, bodyFields, bodyText, encodeApp, encodeDashWs, type Frame, fromFields, type Message, response } from "./Frame.ts"
@@ -240,9 +243,9 @@ export class AppSession {
       case Command.LOGIN: return this.#login(frame.id, fields)
       case Command.REGISTER: return this.#register(frame.id, fields)
       case Command.SHARE_LOGIN: return this.#shareLogin(frame.id, fields)
-      case Command.RESET_PASSWORD:
+      case Command.RESET_PASSWORD: return this.#resetPassword(frame.id, fields)
       case Command.GET_SERVER:
-        // Password reset comes with the mail sender; one server owns every account. Refused, the socket stays.
+        // One server owns every account. Refused, the socket stays.
         return this.#status(frame.id, "notAllowed")
       default:
         return this.close(`command ${frame.command} before login`)
@@ -251,6 +254,24 @@ export class AppSession {
 
   #metadata(): Metadata {
     return { actor: this.#email === "" ? "app" : `app:${this.#email}`, session: this.#session, remoteAddress: this.remote, time: new Date().toISOString() }
+  }
+
+  #verification(): VerificationSettings {
+    return { publicUrl: this.#env.settings.publicUrl, tokenHours: this.#env.settings.verifyTokenHours }
+  }
+
+  /** RESET_PASSWORD (81): `start, email[, appName]` / `verify, token` / `reset, token, newPassHash` (accounts/PasswordReset.ts). */
+  #resetPassword(id: number, fields: ReadonlyArray<string>) {
+    const request = parseResetRequest(fields)
+    if (request === undefined) return this.#status(id, "illegalCommand")
+    this.#state = "busy"
+    const context = { address: addressOf(this.remote), metadata: this.#metadata(), tokenMinutes: this.#env.settings.resetTokenMinutes }
+    this.#env.run(handleResetRequest(request, context), (exit) => {
+      if (this.#now() === "closed") return
+      if (Exit.isFailure(exit)) this.#env.log("warn", `app ${this.remote}: password reset failed: ${exit.cause}`)
+      this.#status(id, Exit.isSuccess(exit) ? exit.value : "serverError")
+      this.#resume("new")
+    })
   }
 
   #register(id: number, fields: ReadonlyArray<string>) {
@@ -262,11 +283,15 @@ export class AppSession {
     if (email === undefined || passHash === undefined || fields.length < 3) return this.#status(id, "illegalCommand")
     this.#state = "busy"
     const metadata = this.#metadata()
-    const closed = this.#env.settings.registration === "closed"
+    const mode = this.#env.settings.registration
+    const verification = this.#verification()
     this.#env.run(
       registrations.withPermit(Effect.gen(function*() {
+        const anyAccount = mode === "open" ? false : yield* hasEventOfType("AccountRegistered")
         // Closed registration (the default): the protocol may create the very first account only.
-        if (closed && (yield* hasEventOfType("AccountRegistered"))) return "closed" as const
+        if (mode === "closed" && anyAccount) return "closed" as const
+        // Verify: every account but the very first confirms its address before it logs in.
+        const link = mode === "verify" && anyAccount ? yield* newVerification(verification) : undefined
         const passwordHash = yield* hashPassword(passHash)
         const actor = yield* (yield* Directory).actor(accountStream(email, appName))
         const reply = yield* Deferred.make<ExecuteResult, AccountRejected>()
@@ -274,18 +299,30 @@ export class AppSession {
           _tag: "Execute",
           peer: undefined,
           id,
-          commands: () => [{ _tag: "Register", email, appName, passwordHash }],
+          commands: () => [{ _tag: "Register", email, appName, passwordHash, ...(link ? { verification: link.pending } : {}) }],
           metadata,
           answer: () => undefined,
           reply
         })
-        return yield* Deferred.await(reply)
-      })),
+        const { account } = yield* Deferred.await(reply)
+        return { account, token: link?.token }
+      })).pipe(Effect.flatMap((registered) =>
+        registered === "closed" || registered.token === undefined
+          ? Effect.succeed(registered)
+          : mailVerification(registered.account.email, registered.account.appName, registered.token, verification).pipe(
+            Effect.as(registered),
+            // The account stays: a password reset (which confirms the address) or a login after the link expired mails again.
+            Effect.catchTag("MailError", (e) => Effect.as(Effect.logWarning(`registration: no confirmation mail to ${registered.account.email}: ${e.reason}`), "mailFailed" as const))
+          )
+      )),
       (exit) => {
         if (this.#now() === "closed") return
         if (Exit.isSuccess(exit) && exit.value === "closed") {
           this.#env.log("info", `app ${this.remote}: registration of ${email} refused (PINLEDGER_REGISTRATION=closed)`)
           this.#status(id, "notAllowed")
+        } else if (Exit.isSuccess(exit) && exit.value === "mailFailed") {
+          this.#registered = true
+          this.#status(id, "serverError")
         } else if (Exit.isSuccess(exit)) {
           this.#registered = true
           this.#status(id, "ok")
@@ -306,6 +343,7 @@ export class AppSession {
     const peer: AppPeer = { remote: this.remote, session: this.#session, send: (n: AppNotice) => this.#guarded(n) }
     const address = addressOf(this.remote)
     const metadata = { ...this.#metadata(), actor: `app:${email}` }
+    const verification = this.#verification()
     this.#env.run(
       Effect.gen(function*() {
         const throttle = yield* Throttle
@@ -323,6 +361,11 @@ export class AppSession {
         if (!(yield* verifyPassword(passHash, view.account.passwordHash))) {
           yield* throttle.fail("login", address, email, metadata)
           return "notAuthenticated" as const
+        }
+        // The right password of an account whose address is not confirmed yet: refused, not a failure.
+        if (!isConfirmed(view.account)) {
+          yield* renewIfExpired(stream, view.account, verification, metadata)
+          return "notAllowed" as const
         }
         const attached = yield* ask<boolean>(actor, (reply) => ({ _tag: "AppAttach", peer, reply }))
         return attached ? { actor, peer } : "notRegistered" as const

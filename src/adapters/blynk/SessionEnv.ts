@@ -3,6 +3,10 @@ import type { SqlClient } from "effect/sql/SqlClient"
 import { Directory } from "../../actors/Directory.ts"
 import type { Throttle } from "../../actors/Throttle.ts"
 import type { EventStore } from "../../eventstore/EventStore.ts"
+import type { Mailer } from "../notify/Mailer.ts"
+
+/** The services an effect run for a session may use. */
+export type SessionServices = Directory | SqlClient | EventStore | Throttle | Mailer
 
 /** A connection the sweeper watches: closed once it has been silent for `idleMs`. */
 export interface Watched {
@@ -42,9 +46,16 @@ export interface SessionSettings {
   readonly appIdleSeconds: number
   /**
    * Who may REGISTER through the protocol: `closed`, only the very first account (later ones are
-   * made with the CLI); `open`, anyone.
+   * made with the CLI); `open`, anyone; `verify`, anyone, but an account (other than the very
+   * first) logs in only once its address is confirmed through a mailed link.
    */
-  readonly registration: "closed" | "open"
+  readonly registration: "closed" | "open" | "verify"
+  /** How long a password-reset token stays good, in minutes (PINLEDGER_RESET_TOKEN_MINUTES). */
+  readonly resetTokenMinutes: number
+  /** How long an address-confirmation link stays good, in hours (PINLEDGER_VERIFY_TOKEN_HOURS). */
+  readonly verifyTokenHours: number
+  /** Where the HTTP app is reached from outside, for mailed links (PINLEDGER_PUBLIC_URL). */
+  readonly publicUrl: string
   /**
    * Seconds between two notifications of one kind (push, e-mail, tweet, SMS) on one hardware
    * connection (protocol.md §6.2); 0 = no limit.
@@ -56,7 +67,7 @@ export interface SessionSettings {
 export class SessionEnv extends Context.Service<SessionEnv, {
   readonly settings: SessionSettings
   readonly run: <A, E>(
-    effect: Effect.Effect<A, E, Directory | SqlClient | EventStore | Throttle>,
+    effect: Effect.Effect<A, E, SessionServices>,
     onExit: (exit: Exit.Exit<A, E>) => void
   ) => void
   readonly log: (level: "info" | "warn", message: string) => void
@@ -64,11 +75,11 @@ export class SessionEnv extends Context.Service<SessionEnv, {
   readonly sessionId: (kind: string) => string
 }>()("pinledger/blynk/SessionEnv") {}
 
-export const layer = (settings: SessionSettings): Layer.Layer<SessionEnv, never, Directory | SqlClient | EventStore | Throttle> =>
+export const layer = (settings: SessionSettings): Layer.Layer<SessionEnv, never, SessionServices> =>
   Layer.effect(
     SessionEnv,
     Effect.gen(function*() {
-      const context = yield* Effect.context<Directory | SqlClient | EventStore | Throttle>()
+      const context = yield* Effect.context<SessionServices>()
       const runCallback = Effect.runCallbackWith(context)
       const sweeper = new IdleSweeper()
       const timer = yield* Effect.acquireRelease(

@@ -9,7 +9,11 @@ export interface Mail {
   readonly text: string
 }
 
-export class MailError extends Schema.TaggedError<MailError>()("MailError", { reason: Schema.String }) {}
+export class MailError extends Schema.TaggedError<MailError>()("MailError", { reason: Schema.String }) {
+  override get message() {
+    return this.reason
+  }
+}
 
 /**
  * Sends mail: through SMTP when `PINLEDGER_SMTP_URL` is set, else into the server's log. For the

@@ -1,12 +1,13 @@
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { InlineEvent, InlineProjection } from "../SqlEventStore.ts"
+import { AccountTokens } from "./AccountTokens.ts"
 import { DeviceTokens } from "./DeviceTokens.ts"
 import { Permissions } from "./Permissions.ts"
 import { PinState } from "./PinState.ts"
 
 /** Every projection the server keeps in the append's transaction. */
-export const inlineProjections: ReadonlyArray<InlineProjection> = [DeviceTokens, PinState, Permissions]
+export const inlineProjections: ReadonlyArray<InlineProjection> = [DeviceTokens, PinState, Permissions, AccountTokens]
 
 /** Events handed to a projection at once while rebuilding. */
 const CHUNK = 1000
