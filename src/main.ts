@@ -10,7 +10,7 @@ import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
 import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
 import * as CertificateReloader from "./adapters/net/CertificateReloader.ts"
-import { layerHttpHandoff } from "./adapters/net/ConnectionRouter.ts"
+import { layerHttpHandoffWith } from "./adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "./adapters/net/PlainListener.ts"
 import * as TlsListener from "./adapters/net/TlsListener.ts"
 import { migrate } from "./eventstore/Migrations.ts"
@@ -76,6 +76,13 @@ const PlainLayer = Layer.unwrap(Effect.gen(function*() {
   return PlainListener.layerWith({ port: config.httpPort, host: config.bind, hardware: endpoints.hardware })
 }))
 
+const sizeLimits = (config: ServerConfig) => ({
+  hardwareBody: config.maxHardwareBody,
+  appBody: config.maxAppBody,
+  widgetJson: config.maxWidgetJsonKb * 1024,
+  dashboardJson: config.maxDashboardJsonKb * 1024
+})
+
 /** Blynk sessions for devices and apps, with the user actors they talk to. */
 const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
   Layer.merge(BlynkEndpoints.layer, AccountFollower.layer()).pipe(
@@ -87,13 +94,15 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
       notifyIntervalSeconds: config.notifyIntervalSeconds,
       resetTokenMinutes: config.resetTokenMinutes,
       verifyTokenHours: config.verifyTokenHours,
-      publicUrl: publicUrl(config, hostname())
+      publicUrl: publicUrl(config, hostname()),
+      sizes: sizeLimits(config)
     })),
     // Password-reset and confirmation mails go out from the sessions (the outbox sender shares it).
     Layer.provide(RegistrationMailer.layer(config.registration)),
     // Merged: the HTTP routes (GET /verify-email) reach the same actors and throttle.
     Layer.provideMerge(Directory.layerWith({
       deviceLogIntervalMillis: config.deviceLogIntervalMs,
+      limits: { maxDashboards: config.maxDashboards, maxDevicesPerDashboard: config.maxDevicesPerDashboard },
       notifications: { emailsPerDay: config.emailsPerDay, vendorEmail: Mailer.addressOf(config.mailFrom) }
     })),
     Layer.provideMerge(Throttle.layer({
@@ -107,7 +116,10 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
 const HttpLayer = HttpRouter.serve(Layer.merge(HealthRoute, VerifyEmailRoute)).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
   Layer.provide(SessionsLayer),
-  Layer.provide(layerHttpHandoff),
+  Layer.provide(Layer.unwrap(Effect.map(ServerConfig, (config) =>
+    // The largest Blynk frame either WebSocket path carries, and its header.
+    layerHttpHandoffWith({ maxWebSocketMessage: Math.max(config.maxAppBody, config.maxHardwareBody) + 16 })
+  ))),
   Layer.provide(NodeHttpServer.layerHttpServices)
 )
 

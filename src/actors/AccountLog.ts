@@ -1,5 +1,5 @@
 import { Effect, Stream } from "effect"
-import { type AccountCommand, AccountEvent, AccountRejected, type AccountState, decideAll, evolve } from "../domain/Account.ts"
+import { type AccountCommand, AccountEvent, AccountRejected, type AccountState, decideAll, evolve, type Limits } from "../domain/Account.ts"
 import { accountStream } from "../domain/Streams.ts"
 import type { Metadata } from "../eventstore/Event.ts"
 import * as EventCodec from "../eventstore/EventCodec.ts"
@@ -24,12 +24,13 @@ export const execute = (
   email: string,
   appName: string,
   commands: (state: AccountState) => ReadonlyArray<AccountCommand>,
-  metadata: Metadata
+  metadata: Metadata,
+  limits?: Limits
 ) =>
   Effect.gen(function*() {
     const stream = accountStream(email, appName)
     const { state, version } = yield* load(stream)
-    const decided = decideAll(state, commands(state))
+    const decided = decideAll(state, commands(state), limits)
     if (decided instanceof AccountRejected) return yield* decided
     if (decided.events.length > 0) yield* log.append(stream, version === 0 ? "noStream" : version, decided.events, metadata)
     return decided

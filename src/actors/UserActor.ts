@@ -9,6 +9,7 @@ import {
   type Dashboard,
   decideAll,
   evolve,
+  type Limits,
   findDashboard,
   findDevice
 } from "../domain/Account.ts"
@@ -158,6 +159,8 @@ const dropPins = (pins: PinValues, prefix: string) => {
 export interface UserActorOptions {
   /** While a device stream stays busy, its appends start at least this far apart (see DeviceLog). */
   readonly deviceLogIntervalMillis?: number
+  /** Dashboards per account, devices per dashboard (default: `defaultLimits`). */
+  readonly limits?: Limits | undefined
   /** The per-day e-mail limit and `{VENDOR_EMAIL}` (see Notify). */
   readonly notifications?: Notify.NotifyOptions | undefined
 }
@@ -272,7 +275,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       Effect.gen(function*() {
         let current = state
         for (let attempt = 0;; attempt++) {
-          const decided = decideAll(current.account, commands(current.account))
+          const decided = decideAll(current.account, commands(current.account), options.limits)
           if (decided instanceof AccountRejected) return { state: current, result: decided }
           const { state: next, events } = decided
           if (events.length === 0) return { state: current, result: { account: next!, events } }

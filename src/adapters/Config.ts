@@ -35,7 +35,16 @@ export const ServerConfig = Config.all({
   notifyIntervalSeconds: NonNegative("PINLEDGER_NOTIFY_INTERVAL_SECONDS").pipe(Config.withDefault(5)),
   emailsPerDay: NonNegative("PINLEDGER_EMAILS_PER_DAY").pipe(Config.withDefault(100)),
   smtpUrl: Config.Redacted("PINLEDGER_SMTP_URL").pipe(Config.option),
-  mailFrom: Config.String("PINLEDGER_MAIL_FROM").pipe(Config.withDefault("Pinledger <pinledger@localhost>"))
+  mailFrom: Config.String("PINLEDGER_MAIL_FROM").pipe(Config.withDefault("Pinledger <pinledger@localhost>")),
+  maxDashboards: Positive("PINLEDGER_MAX_DASHBOARDS").pipe(Config.withDefault(100)),
+  maxDevicesPerDashboard: Positive("PINLEDGER_MAX_DEVICES_PER_DASHBOARD").pipe(Config.withDefault(50)),
+  maxHardwareBody: Config.schema(
+    Schema.NumberFromString.pipe(Schema.decodeTo(Schema.Int.check(Schema.isBetween({ minimum: 32, maximum: 65_535 })))),
+    "PINLEDGER_MAX_HARDWARE_BODY"
+  ).pipe(Config.withDefault(65_535)),
+  maxAppBody: Positive("PINLEDGER_MAX_APP_BODY").pipe(Config.withDefault(1024 * 1024)),
+  maxWidgetJsonKb: Positive("PINLEDGER_MAX_WIDGET_JSON_KB").pipe(Config.withDefault(20)),
+  maxDashboardJsonKb: Positive("PINLEDGER_MAX_DASHBOARD_JSON_KB").pipe(Config.withDefault(256))
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
 

@@ -284,7 +284,11 @@ export class AccountRejected extends Schema.TaggedError<AccountRejected>()("Acco
     "UnknownWidget",
     "UnknownTag",
     "InvalidInput",
-    "NotAllowed"
+    "NotAllowed",
+    /** More dashboards than `Limits.maxDashboards` (the adapter answers QUOTA_LIMIT). */
+    "TooManyDashboards",
+    /** More devices in a dashboard than `Limits.maxDevicesPerDashboard` (NOT_ALLOWED). */
+    "TooManyDevices"
   ]),
   detail: Schema.String
 }) {
@@ -343,7 +347,14 @@ export const cloneLayout = (dash: Dashboard): JsonObject => ({
   tags: dash.tags.map((t) => ({ id: t.id, name: t.name, deviceIds: [...t.deviceIds] }))
 })
 
-export const decide = (state: AccountState, command: AccountCommand): Decided => {
+/** How much an account may hold (protocol.md §6.2; settings of the server). */
+export interface Limits {
+  readonly maxDashboards: number
+  readonly maxDevicesPerDashboard: number
+}
+export const defaultLimits: Limits = { maxDashboards: 100, maxDevicesPerDashboard: 50 }
+
+export const decide = (state: AccountState, command: AccountCommand, limits: Limits = defaultLimits): Decided => {
   switch (command._tag) {
     case "Register": {
       if (state !== undefined) return reject("AlreadyRegistered", `${state.email} is already registered`)
@@ -361,12 +372,18 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
       if (state === undefined) return reject("NotRegistered", "no such account")
       if (!valid(DashId, command.dashId) || !valid(Name, command.name)) return reject("InvalidInput", "bad dashboard id or name")
       if (findDashboard(state, command.dashId)) return reject("DuplicateId", `dashboard ${command.dashId} exists`)
+      if (state.dashboards.length >= limits.maxDashboards) {
+        return reject("TooManyDashboards", `at most ${limits.maxDashboards} dashboards per account`)
+      }
       const widgets = command.widgets ?? []
       if (!widgets.every(validWidget)) return reject("InvalidInput", "a widget without a numeric id")
       if (new Set(widgets.map(widgetId)).size !== widgets.length) return reject("DuplicateId", "two widgets with one id")
       const devices = command.devices ?? []
       if (!devices.every(validDevice)) return reject("InvalidInput", "bad device")
       if (new Set(devices.map((d) => d.deviceId)).size !== devices.length) return reject("DuplicateId", "two devices with one id")
+      if (devices.length > limits.maxDevicesPerDashboard) {
+        return reject("TooManyDevices", `at most ${limits.maxDevicesPerDashboard} devices per dashboard`)
+      }
       return [
         new DashboardCreated({
           dashId: command.dashId,
@@ -407,6 +424,9 @@ export const decide = (state: AccountState, command: AccountCommand): Decided =>
         if (!validDevice(device)) return reject("InvalidInput", "bad device")
         if (findDevice(dash, command.deviceId)) {
           return reject("DuplicateId", `device ${command.deviceId} exists in dashboard ${command.dashId}`)
+        }
+        if (dash.devices.length >= limits.maxDevicesPerDashboard) {
+          return reject("TooManyDevices", `at most ${limits.maxDevicesPerDashboard} devices per dashboard`)
         }
         if (allTokens(account).has(command.token)) return reject("DuplicateId", "token in use")
         return [new DeviceCreated(device)]
@@ -633,12 +653,13 @@ export const evolve = (state: AccountState, event: AccountEvent): AccountState =
 /** Decides commands one after the other, each on the state the ones before it left: all or nothing. */
 export const decideAll = (
   state: AccountState,
-  commands: ReadonlyArray<AccountCommand>
+  commands: ReadonlyArray<AccountCommand>,
+  limits: Limits = defaultLimits
 ): { readonly state: AccountState; readonly events: ReadonlyArray<AccountEvent> } | AccountRejected => {
   let next = state
   const events: Array<AccountEvent> = []
   for (const command of commands) {
-    const decided = decide(next, command)
+    const decided = decide(next, command, limits)
     if (decided instanceof AccountRejected) return decided
     for (const event of decided) {
       events.push(event)

@@ -30,7 +30,7 @@ import { appDecoder, decodeDashWs, type FrameDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseAppHardware } from "./HardwareBody.ts"
 import { dashJson, deviceJson, type Live, profileJson, projectSettingKeys, settingsOf, type View, widgetJson } from "./ProfileJson.ts"
 import { Delivery } from "./Delivery.ts"
-import type { SessionEnv, Watched } from "./SessionEnv.ts"
+import { defaultSizeLimits, type SessionEnv, type SizeLimits, type Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
 
@@ -39,9 +39,6 @@ const registrations = Semaphore.makeUnsafe(1)
 
 /** GET_ENERGY's answer: Pinledger has no energy economy, so every app sees plenty. */
 export const ENERGY = 1_000_000
-/** protocol.md §6.2: widget JSON 20 KB, dashboard JSON 256 KB. */
-const MAX_WIDGET_JSON = 20 * 1024
-const MAX_DASH_JSON = 256 * 1024
 const encoder = new TextEncoder()
 
 /**
@@ -69,6 +66,8 @@ const rejectionStatus = (r: AccountRejected): StatusMeaning => {
     case "NotAllowed":
       return "notAllowed"
     case "UnknownDevice": return "illegalCommandBody"
+    case "TooManyDashboards": return "quotaLimit"
+    case "TooManyDevices": return "notAllowed"
     default: return "illegalCommand"
   }
 }
@@ -116,6 +115,7 @@ const newDevice = (o: JsonObject, id: number): NewDevice => {
 export class AppSession {
   readonly #env: SessionEnv["Service"]
   readonly #framing: "app" | "dashws"
+  readonly #sizes: SizeLimits
   readonly #decoder: FrameDecoder | undefined
   readonly #meter: FloodMeter
   readonly #watch: Watched
@@ -132,7 +132,8 @@ export class AppSession {
   constructor(env: SessionEnv["Service"], framing: "app" | "dashws", attach: (events: TransportEvents) => Transport) {
     this.#env = env
     this.#framing = framing
-    this.#decoder = framing === "app" ? appDecoder() : undefined
+    this.#sizes = env.settings.sizes ?? defaultSizeLimits
+    this.#decoder = framing === "app" ? appDecoder({ maxBody: this.#sizes.appBody }) : undefined
     this.#session = env.sessionId("app")
     this.#meter = new FloodMeter(env.settings.messageQuota, Date.now())
     this.#watch = { lastSeen: Date.now(), idleMs: env.settings.appIdleSeconds * 1000, onIdle: () => this.close("idle timeout") }
@@ -191,7 +192,7 @@ export class AppSession {
       frames = result.frames
       error = result.error
     } else {
-      const frame = decodeDashWs(chunk)
+      const frame = decodeDashWs(chunk, { maxBody: this.#sizes.appBody })
       frames = frame instanceof Error ? [] : [frame]
       error = frame instanceof Error ? frame : undefined
     }
@@ -564,7 +565,7 @@ export class AppSession {
       case Command.CREATE_DASH: {
         const f = fields()
         const body = f[0] === "no_token" ? f[1] : f.join("\0")
-        const dash = json(body, MAX_DASH_JSON)
+        const dash = json(body, this.#sizes.dashboardJson)
         const dashId = typeof dash["id"] === "number" ? dash["id"] : Number.NaN
         const widgets = Array.isArray(dash["widgets"]) ? dash["widgets"].filter(isJsonObject) : []
         const devices = (Array.isArray(dash["devices"]) ? dash["devices"].filter(isJsonObject) : []).map((d) =>
@@ -580,7 +581,7 @@ export class AppSession {
         }])
       }
       case Command.UPDATE_DASH: {
-        const dash = json(fields().join("\0"), MAX_DASH_JSON)
+        const dash = json(fields().join("\0"), this.#sizes.dashboardJson)
         const dashId = typeof dash["id"] === "number" ? dash["id"] : Number.NaN
         const widgets = Array.isArray(dash["widgets"]) ? dash["widgets"].filter(isJsonObject) : []
         return this.#execute(id, (s) => [{
@@ -598,7 +599,7 @@ export class AppSession {
       case Command.UPDATE_PROJECT_SETTINGS: {
         const [dashText, ...rest] = fields()
         const dashId = int(dashText)
-        const settings = json(rest.join("\0"), MAX_DASH_JSON)
+        const settings = json(rest.join("\0"), this.#sizes.dashboardJson)
         return this.#execute(id, (s) => {
           const dash = findDashboard(s, dashId)
           const merged: Record<string, JsonObject[string]> = { ...dash?.settings }
@@ -618,7 +619,7 @@ export class AppSession {
       case Command.CREATE_DEVICE: {
         const [dashText, ...rest] = fields()
         const dashId = int(dashText)
-        const device = json(rest.join("\0"), MAX_WIDGET_JSON)
+        const device = json(rest.join("\0"), this.#sizes.widgetJson)
         if (typeof device["boardType"] !== "string" || typeof device["name"] !== "string" || device["name"].length > 50) {
           throw new BadRequest("illegalCommand")
         }
@@ -640,7 +641,7 @@ export class AppSession {
       case Command.UPDATE_DEVICE: {
         const [dashText, ...rest] = fields()
         const dashId = int(dashText)
-        const device = json(rest.join("\0"), MAX_WIDGET_JSON)
+        const device = json(rest.join("\0"), this.#sizes.widgetJson)
         const deviceId = typeof device["id"] === "number" ? device["id"] : Number.NaN
         return this.#execute(id, (s) => {
           const old = findDevice(findDashboard(s, dashId), deviceId)
@@ -700,7 +701,7 @@ export class AppSession {
         const f = fields()
         if (f.length !== 2) throw new BadRequest("illegalCommand")
         const dashId = int(f[0])
-        const widget = json(f[1], MAX_WIDGET_JSON)
+        const widget = json(f[1], this.#sizes.widgetJson)
         for (const side of ["width", "height"]) {
           if (typeof widget[side] === "number" && (widget[side] as number) < 1) throw new BadRequest("notAllowed")
         }
@@ -732,7 +733,7 @@ export class AppSession {
       case Command.UPDATE_TAG: {
         const [dashText, ...rest] = fields()
         const dashId = int(dashText)
-        const tag = json(rest.join("\0"), MAX_WIDGET_JSON)
+        const tag = json(rest.join("\0"), this.#sizes.widgetJson)
         const deviceIds = Array.isArray(tag["deviceIds"]) ? tag["deviceIds"] : []
         if (typeof tag["id"] !== "number" || !deviceIds.every((d) => typeof d === "number")) throw new BadRequest("illegalCommand")
         const value = { id: tag["id"], name: typeof tag["name"] === "string" ? tag["name"] : "", deviceIds: deviceIds as Array<number> }

@@ -11,7 +11,7 @@ import { type FrameDecoder, hardwareDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseHardware, parseInternal } from "./HardwareBody.ts"
 import { Delivery } from "./Delivery.ts"
 import { NotificationGate } from "./NotificationGate.ts"
-import type { SessionEnv, Watched } from "./SessionEnv.ts"
+import { defaultSizeLimits, type SessionEnv, type Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
 
@@ -33,7 +33,7 @@ export const widgetProperties = new Set([
  */
 export class HardwareSession {
   readonly #env: SessionEnv["Service"]
-  readonly #decoder: FrameDecoder = hardwareDecoder()
+  readonly #decoder: FrameDecoder
   readonly #meter: FloodMeter
   readonly #watch: Watched
   readonly #session: string
@@ -50,6 +50,7 @@ export class HardwareSession {
   constructor(env: SessionEnv["Service"], attach: (events: TransportEvents) => Transport, options: { readonly idleFactor?: number } = {}) {
     this.#env = env
     this.#session = env.sessionId("hw")
+    this.#decoder = hardwareDecoder({ maxBody: (env.settings.sizes ?? defaultSizeLimits).hardwareBody })
     this.#meter = new FloodMeter(env.settings.messageQuota, Date.now())
     const factor = options.idleFactor ?? 2.3
     this.#watch = {

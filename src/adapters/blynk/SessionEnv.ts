@@ -61,6 +61,27 @@ export interface SessionSettings {
    * connection (protocol.md §6.2); 0 = no limit.
    */
   readonly notifyIntervalSeconds: number
+  /** Frame and JSON sizes; `defaultSizeLimits` when absent. */
+  readonly sizes?: SizeLimits | undefined
+}
+
+/** What a connection may send at most (protocol.md §6.2), in bytes. */
+export interface SizeLimits {
+  /** A device frame's body (the u16 length allows 65,535 at most). */
+  readonly hardwareBody: number
+  /** An app frame's body (7-byte frames and `/dashws` messages). */
+  readonly appBody: number
+  /** A widget's, device's or tag's JSON (NOT_ALLOWED beyond). */
+  readonly widgetJson: number
+  /** A dashboard's or its settings' JSON (NOT_ALLOWED beyond). */
+  readonly dashboardJson: number
+}
+
+export const defaultSizeLimits: SizeLimits = {
+  hardwareBody: 65_535,
+  appBody: 1024 * 1024,
+  widgetJson: 20 * 1024,
+  dashboardJson: 256 * 1024
 }
 
 /** What the socket-side sessions need from the Effect world, as plain calls. */

@@ -9,6 +9,7 @@ import * as AccountLog from "../../actors/AccountLog.ts"
 import type { AccountCommand } from "../../domain/Account.ts"
 import type { Metadata } from "../../eventstore/Event.ts"
 import type { EventStore } from "../../eventstore/EventStore.ts"
+import { ServerConfig } from "../Config.ts"
 import { clientPasswordHash, hashPassword, newToken } from "../security/Passwords.ts"
 
 /** What the commands run on, chosen by the composition root. */
@@ -67,6 +68,8 @@ export const makeCli = <E, ES>(layers: CliLayers<E, ES>) => {
   }, (input) =>
     Effect.gen(function*() {
       const token = newToken()
+      const config = yield* ServerConfig
+      const limits = { maxDashboards: config.maxDashboards, maxDevicesPerDashboard: config.maxDevicesPerDashboard }
       const { events } = yield* AccountLog.execute(input.email, input.appName, (state): ReadonlyArray<AccountCommand> => {
         // The first dashboard, or a new one when there is none. (No account: the decider says so.)
         const dash = state?.dashboards[0]
@@ -76,7 +79,7 @@ export const makeCli = <E, ES>(layers: CliLayers<E, ES>) => {
           ...(state !== undefined && dash === undefined ? [{ _tag: "CreateDashboard" as const, dashId, name: "My project" }] : []),
           { _tag: "CreateDevice", dashId, deviceId, name: input.name, boardType: input.board, token }
         ]
-      }, cliMetadata())
+      }, cliMetadata(), limits)
       const created = events.find((e) => e._tag === "DeviceCreated")
       if (created?._tag === "DeviceCreated") {
         yield* Console.log(`device ${created.deviceId} "${created.name}" in dashboard ${created.dashId} of ${input.email}`)

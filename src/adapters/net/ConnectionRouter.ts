@@ -34,8 +34,12 @@ export class HttpHandoff extends Context.Service<HttpHandoff, {
 /** Takes an accepted WebSocket; `secure` says whether it came over the TLS port. */
 export type WebSocketEndpoint = (ws: NodeWS.WebSocket, request: Http.IncomingMessage, secure: boolean) => void
 
-/** A fresh `http.Server` with request and WebSocket-upgrade handling from `@effect/platform-node`. */
-export const layerHttpHandoff: Layer.Layer<HttpHandoff> = Layer.effect(
+/**
+ * A fresh `http.Server` with request and WebSocket-upgrade handling from `@effect/platform-node`.
+ * A WebSocket message longer than `maxWebSocketMessage` bytes closes its connection (1009) before
+ * it is buffered whole.
+ */
+export const layerHttpHandoffWith = (options: { readonly maxWebSocketMessage: number }): Layer.Layer<HttpHandoff> => Layer.effect(
   HttpHandoff,
   Effect.gen(function*() {
     const http = yield* Effect.acquireRelease(
@@ -43,7 +47,7 @@ export const layerHttpHandoff: Layer.Layer<HttpHandoff> = Layer.effect(
       (http) => Effect.sync(() => http.closeAllConnections())
     )
     const wss = yield* Effect.acquireRelease(
-      Effect.sync(() => new NodeWS.WebSocketServer({ noServer: true })),
+      Effect.sync(() => new NodeWS.WebSocketServer({ noServer: true, maxPayload: options.maxWebSocketMessage })),
       (wss) => Effect.callback<void>((resume) => wss.close(() => resume(Effect.void)))
     )
     const webSockets = new Map<string, WebSocketEndpoint>()
@@ -81,6 +85,9 @@ export const layerHttpHandoff: Layer.Layer<HttpHandoff> = Layer.effect(
     return { http, serve, webSockets }
   })
 )
+
+/** The handoff with WebSocket messages up to 1 MiB and a frame header. */
+export const layerHttpHandoff: Layer.Layer<HttpHandoff> = layerHttpHandoffWith({ maxWebSocketMessage: 1024 * 1024 + 16 })
 
 /** Hands an HTTP connection, its first bytes given back already, to the shared `http.Server`. */
 export const handToHttp = (http: Http.Server, socket: Net.Socket) => {
