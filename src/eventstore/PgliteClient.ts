@@ -46,6 +46,7 @@ import {
   UnknownError
 } from "effect/sql/SqlError"
 import { Database } from "./Database.ts"
+import * as DirectoryLock from "./DirectoryLock.ts"
 
 export interface PgliteClientOptions {
   /** Directory of a persistent database, created if missing; in memory when undefined. */
@@ -228,6 +229,20 @@ const commit = (conn: Connection) =>
 const channelBytes = new TextEncoder()
 
 export const make = Effect.fnUntraced(function*(options: PgliteClientOptions) {
+  if (options.dataDir !== undefined) {
+    const dir = options.dataDir
+    mkdirSync(dir, { recursive: true })
+    yield* DirectoryLock.acquire(dir).pipe(Effect.mapError((locked) =>
+      new SqlError({
+        reason: new ConnectionError({
+          cause: locked,
+          message: `the embedded database in ${dir} is in use by process ${locked.pid} (a running server?): ` +
+            "stop it first, or run the server and the command line on PostgreSQL (DATABASE_URL)",
+          operation: "connect"
+        })
+      })
+    ))
+  }
   const db = yield* Effect.acquireRelease(
     Effect.tryPromise({
       try: () => {

@@ -8,8 +8,7 @@
  * connects again with the token it was made with; an INVALID_TOKEN (9) answer to that login makes
  * it emit 'error' "INVALID_TOKEN", emit 'disconnect' and clear its reconnect timer: it stops.
  *
- * `npx pinledger device reprovision` is not exercised here: support/server.ts runs the server on
- * the embedded database, which the CLI cannot open while the server runs.
+ * `npx pinledger device reprovision` while the server runs is in cliReprovision.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { Command, Status } from "../../src/adapters/blynk/Command.ts"

@@ -298,7 +298,7 @@ describe("permissions model (issue 4 §6)", () => {
           await Promise.all(real.opened.map((c) => c.close()))
         }
       }),
-      { numRuns: 20 }
+      { numRuns: 15 }
     )
-  })
+  }, 240_000)
 })

@@ -21,7 +21,33 @@ export interface BlynkDevice extends EventEmitter {
   syncVirtual(pin: number): void
   syncAll(): void
   readonly VirtualPin: new (pin: number) => VirtualPin
+  readonly WidgetBridge: new (pin: number) => WidgetBridge
   readonly conn: Connector
+  /** The id of the last message it sent (the login always has 1; the others count up from 2, never reset). */
+  readonly msg_id: number
+}
+
+/**
+ * `new blynk.WidgetBridge(bridgePin)`: each method sends one BRIDGE (15) frame,
+ * `bridgePin\0i\0token`, `bridgePin\0vw\0pin\0value…`, `…dw…`, `…aw…`. Like every send of the
+ * library, nothing goes out (silently) unless it is logged in, and it never re-sends the `i` after
+ * a reconnect; it ignores the server's answers (OK, NOT_ALLOWED, …).
+ */
+export interface WidgetBridge {
+  readonly pin: number
+  setAuthToken(token: string): void
+  virtualWrite(pin: number, value: string | number | ReadonlyArray<string | number>): void
+  digitalWrite(pin: number, value: string | number): void
+  analogWrite(pin: number, value: string | number): void
+}
+
+/**
+ * The library's board: incoming HARDWARE/BRIDGE bodies other than `vw`/`vr` (`dw`, `aw`, `dr`,
+ * `ar`, `pm`) go to `process(values)`. Without one it picks mraa, onoff, or a dummy that only logs.
+ */
+export interface Board {
+  init(blynk: BlynkDevice): void
+  process(values: Array<string>): boolean | undefined
 }
 
 /** TcpClient / SslClient: `sock` is the live socket (a TLSSocket for SslClient) once connected. */
@@ -32,7 +58,7 @@ export interface Connector extends EventEmitter {
 interface BlynkLibraryModule {
   readonly Blynk: new (
     auth: string,
-    options: { connector: Connector; heartbeat?: number; skip_connect?: boolean }
+    options: { connector: Connector; heartbeat?: number; skip_connect?: boolean; board?: Board }
   ) => BlynkDevice
   readonly TcpClient: new (options: { addr: string; port: number }) => Connector
   readonly SslClient: new (options: { addr: string; port: number; ca: Buffer; servername?: string }) => Connector
@@ -56,16 +82,21 @@ export interface Device {
   readonly close: () => void
 }
 
+/** Options for `makeDevice`: `board` replaces the library's own (see `Board`). */
+export interface DeviceOptions {
+  readonly board?: Board
+}
+
 /**
  * Makes a device on `transport` with `token` and starts connecting. The library's own options:
  * `addr`/`port` on the connector; for TLS `ca` (a Buffer) and `servername` (defaults to addr) —
  * it connects with rejectUnauthorized:false but goes no further unless `sock.authorized`.
  */
-export const makeDevice = (token: string, transport: Transport): Device => {
+export const makeDevice = (token: string, transport: Transport, options: DeviceOptions = {}): Device => {
   const connector = transport.kind === "tcp"
     ? new blynkLibrary.TcpClient({ addr: "127.0.0.1", port: transport.port })
     : new blynkLibrary.SslClient({ addr: "localhost", port: transport.port, ca: Buffer.from(transport.ca) })
-  const blynk = new blynkLibrary.Blynk(token, { connector, skip_connect: true })
+  const blynk = new blynkLibrary.Blynk(token, { connector, skip_connect: true, ...(options.board ? { board: options.board } : {}) })
   const events: Array<string> = []
   const pins = new Map<number, VirtualPin>()
   let closed = false
@@ -139,8 +170,8 @@ export const makeDevice = (token: string, transport: Transport): Device => {
 }
 
 /** Makes a device, connects it and resolves once its login is answered OK. */
-export const connectDevice = async (token: string, transport: Transport): Promise<Device> => {
-  const device = makeDevice(token, transport)
+export const connectDevice = async (token: string, transport: Transport, options: DeviceOptions = {}): Promise<Device> => {
+  const device = makeDevice(token, transport, options)
   const connected = device.nextConnect(true)
   device.blynk.connect()
   try {

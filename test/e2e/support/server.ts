@@ -4,6 +4,10 @@
  * a user would (`account create`, `device create`), because only one process may open PGlite at a
  * time. The server makes a self-signed certificate in `<dataDir>/tls/cert.pem` covering localhost
  * and 127.0.0.1; clients get it as their CA.
+ *
+ * Given a `databaseUrl` (from `createDatabase`: a fresh database on the PostgreSQL server of
+ * DATABASE_URL, dropped by its `drop`), the CLI runs and the server run on PostgreSQL instead, and
+ * the CLI may also run while the server does.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { once } from "node:events"
@@ -12,6 +16,7 @@ import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import pg from "pg"
 
 /** The repository root, so the server runs from it whatever the working directory. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url))
@@ -30,19 +35,53 @@ export const makeDataDir = () => mkdtemp(join(tmpdir(), "pinledger-e2e-"))
 
 export const removeDataDir = (dataDir: string) => rm(dataDir, { recursive: true, force: true })
 
-const baseEnv = (dataDir: string): NodeJS.ProcessEnv => ({
+/**
+ * A database of its own on a PostgreSQL server, for one test file: the server and the CLI get
+ * `url`; `drop` removes it (WITH (FORCE): connections still open are ended).
+ */
+export interface PostgresDatabase {
+  readonly name: string
+  readonly url: string
+  readonly drop: () => Promise<void>
+}
+
+const adminQuery = async (serverUrl: string, query: string) => {
+  const client = new pg.Client({ connectionString: serverUrl })
+  await client.connect()
+  try {
+    await client.query(query)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * Creates `pinledger_e2e_<pid>_<random>` on the server of `serverUrl` (e.g. DATABASE_URL; its user
+ * must be allowed to create databases) and returns its URL: `serverUrl` with the database name
+ * replaced, query parameters (sslmode, …) kept.
+ */
+export const createDatabase = async (serverUrl: string): Promise<PostgresDatabase> => {
+  const name = `pinledger_e2e_${process.pid}_${Math.random().toString(36).slice(2, 8)}`
+  await adminQuery(serverUrl, `CREATE DATABASE ${name}`)
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return { name, url: url.toString(), drop: () => adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) }
+}
+
+/** The environment of the CLI and the server: PGlite in `dataDir`, or PostgreSQL at `databaseUrl`. */
+export const baseEnv = (dataDir: string, databaseUrl = ""): NodeJS.ProcessEnv => ({
   ...process.env,
-  DATABASE_URL: "",
+  DATABASE_URL: databaseUrl,
   PINLEDGER_DATA_DIR: dataDir,
   PINLEDGER_BIND: "127.0.0.1"
 })
 
 /** Runs `node src/main.ts <args>` to completion; fails with its output if it exits non-zero. */
-export const runCli = (dataDir: string, args: ReadonlyArray<string>) =>
+export const runCli = (dataDir: string, args: ReadonlyArray<string>, databaseUrl = "") =>
   new Promise<string>((resolve, reject) => {
     const child = spawn(process.execPath, ["src/main.ts", ...args], {
       cwd: repoRoot,
-      env: baseEnv(dataDir),
+      env: baseEnv(dataDir, databaseUrl),
       stdio: ["ignore", "pipe", "pipe"]
     })
     let output = ""
@@ -67,16 +106,16 @@ export interface Account {
   readonly password: string
 }
 
-export const createAccount = async (dataDir: string, account: Account) => {
-  await runCli(dataDir, ["account", "create", "--email", account.email, "--password", account.password])
+export const createAccount = async (dataDir: string, account: Account, databaseUrl = "") => {
+  await runCli(dataDir, ["account", "create", "--email", account.email, "--password", account.password], databaseUrl)
 }
 
 /**
  * `device create` prints `device <id> "<name>" in dashboard <dashId> of <email>` and then
  * `token: <32 characters>` (src/adapters/cli/Cli.ts).
  */
-export const createDevice = async (dataDir: string, email: string, name: string): Promise<ProvisionedDevice> => {
-  const output = await runCli(dataDir, ["device", "create", "--email", email, "--name", name])
+export const createDevice = async (dataDir: string, email: string, name: string, databaseUrl = ""): Promise<ProvisionedDevice> => {
+  const output = await runCli(dataDir, ["device", "create", "--email", email, "--name", name], databaseUrl)
   const created = /device (\d+) "(.*)" in dashboard (\d+) of /.exec(output)
   const token = /token: (\S{32})/.exec(output)
   if (!created || !token) throw new Error(`unexpected output of device create:\n${output}`)
@@ -84,10 +123,10 @@ export const createDevice = async (dataDir: string, email: string, name: string)
 }
 
 /** An account with one device per name, created in order (so device ids are 0, 1, …). */
-export const provision = async (dataDir: string, account: Account, deviceNames: ReadonlyArray<string>) => {
-  await createAccount(dataDir, account)
+export const provision = async (dataDir: string, account: Account, deviceNames: ReadonlyArray<string>, databaseUrl = "") => {
+  await createAccount(dataDir, account, databaseUrl)
   const devices: Array<ProvisionedDevice> = []
-  for (const name of deviceNames) devices.push(await createDevice(dataDir, account.email, name))
+  for (const name of deviceNames) devices.push(await createDevice(dataDir, account.email, name, databaseUrl))
   return devices
 }
 
@@ -119,6 +158,8 @@ export interface StartOptions {
   /** Given to start again on the same ports; fresh free ports otherwise. */
   readonly httpPort?: number
   readonly httpsPort?: number
+  /** PostgreSQL (e.g. `createDatabase(…).url`); unset or "" = the embedded database in `dataDir`. */
+  readonly databaseUrl?: string
 }
 
 /** Starts the server and resolves once it logs "Listening on" (both ports are bound by then). */
@@ -128,7 +169,7 @@ export const startServer = async (options: StartOptions): Promise<ServerProcess>
   const child = spawn(process.execPath, ["src/main.ts"], {
     cwd: repoRoot,
     env: {
-      ...baseEnv(options.dataDir),
+      ...baseEnv(options.dataDir, options.databaseUrl),
       PINLEDGER_HTTP_PORT: String(httpPort),
       PINLEDGER_HTTPS_PORT: String(httpsPort)
     },
