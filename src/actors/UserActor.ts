@@ -319,6 +319,14 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           case "SharingSwitched":
             toApps({ _tag: "Sharing", id, dashId: event.dashId, on: event.on }, event.dashId, peer)
             break
+          case "PasswordChanged":
+            // Whoever was logged in with the old password is logged out (shared apps are not: they never had it).
+            for (const app of [...apps]) {
+              if (app.shared !== undefined) continue
+              apps.delete(app)
+              app.send({ _tag: "Close", reason: "password changed" })
+            }
+            break
           case "ShareRevoked":
             // protocol.md §4.2: every shared session of the dashboard gets NOT_ALLOWED (the
             // refresh's id) and is closed; the old token opens nothing from this commit on.

@@ -103,6 +103,18 @@ describe("password reset (RESET_PASSWORD 81)", () => {
     expect(types).toEqual(["AccountRegistered", "PasswordResetRequested", "PasswordChanged"])
   })
 
+  it("a reset logs out the apps that logged in with the old password", async () => {
+    const { app: owner, email } = await newAccount(server, "old password")
+    const client = await app()
+    expect(await reset(client, ["start", email, "Blynk"])).toBe(Status.OK)
+    const mails = mailsTo(email)
+    const token = tokenIn(mails[mails.length - 1]!)!
+    expect(await owner.request(Command.PING, 5)).toBe(Status.OK)
+    expect(await reset(client, ["reset", token, clientPasswordHash(email, "new password")])).toBe(Status.OK)
+    await owner.closed
+    await client.close()
+  })
+
   it("the log keeps the token's digest only, and never the password hash the app sent", async () => {
     const client = await app()
     const { email, token } = await accountWithReset(client)
