@@ -1,14 +1,11 @@
-import { Effect, Option, Schema } from "effect"
+import { Effect, Option } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { EmailVerificationRequested, PasswordResetRequested } from "../../domain/Account.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
+import { decoder } from "./Decode.ts"
 
-const decode = <S extends Schema.Top>(schema: S) => {
-  const f = Schema.decodeUnknownOption(Schema.toCodecJson(schema as never))
-  return (data: unknown) => Option.getOrUndefined(f(data)) as S["Type"] | undefined
-}
-const resetRequested = decode(PasswordResetRequested)
-const verificationRequested = decode(EmailVerificationRequested)
+const resetRequested = decoder(PasswordResetRequested)
+const verificationRequested = decoder(EmailVerificationRequested)
 
 /** What a mailed token is for. */
 export type TokenPurpose = "reset" | "verify"

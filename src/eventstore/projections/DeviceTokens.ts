@@ -1,7 +1,8 @@
-import { Effect, Option, Schema } from "effect"
+import { Effect, Option } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { DashboardDeleted, DeviceCreated, DeviceDeleted, DeviceTokenRefreshed } from "../../domain/Account.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
+import { decoder } from "./Decode.ts"
 
 /** Where a device token leads: the account's stream and the device in it. */
 export interface TokenOwner {
@@ -10,10 +11,10 @@ export interface TokenOwner {
   readonly deviceId: number
 }
 
-const decodeCreated = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceCreated))
-const decodeRefreshed = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceTokenRefreshed))
-const decodeDeviceDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceDeleted))
-const decodeDashboardDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DashboardDeleted))
+const decodeCreated = decoder(DeviceCreated)
+const decodeRefreshed = decoder(DeviceTokenRefreshed)
+const decodeDeviceDeleted = decoder(DeviceDeleted)
+const decodeDashboardDeleted = decoder(DashboardDeleted)
 
 /**
  * token → device, kept in the transaction of the events that change it, so a hardware login
@@ -29,24 +30,24 @@ export const DeviceTokens: InlineProjection = {
       const sql = yield* SqlClient
       for (const e of events) {
         if (e.type === "DeviceCreated") {
-          const d = Option.getOrUndefined(decodeCreated(e.data))
+          const d = decodeCreated(e.data)
           if (d === undefined) continue
           yield* sql`INSERT INTO pl_device_tokens (token, account_stream, dash_id, device_id)
             VALUES (${d.token}, ${e.streamId}, ${d.dashId}, ${d.deviceId})`
         } else if (e.type === "DeviceTokenRefreshed") {
-          const d = Option.getOrUndefined(decodeRefreshed(e.data))
+          const d = decodeRefreshed(e.data)
           if (d === undefined) continue
           yield* sql`DELETE FROM pl_device_tokens
             WHERE account_stream = ${e.streamId} AND dash_id = ${d.dashId} AND device_id = ${d.deviceId}`
           yield* sql`INSERT INTO pl_device_tokens (token, account_stream, dash_id, device_id)
             VALUES (${d.token}, ${e.streamId}, ${d.dashId}, ${d.deviceId})`
         } else if (e.type === "DeviceDeleted") {
-          const d = Option.getOrUndefined(decodeDeviceDeleted(e.data))
+          const d = decodeDeviceDeleted(e.data)
           if (d === undefined) continue
           yield* sql`DELETE FROM pl_device_tokens
             WHERE account_stream = ${e.streamId} AND dash_id = ${d.dashId} AND device_id = ${d.deviceId}`
         } else if (e.type === "DashboardDeleted") {
-          const d = Option.getOrUndefined(decodeDashboardDeleted(e.data))
+          const d = decodeDashboardDeleted(e.data)
           if (d === undefined) continue
           yield* sql`DELETE FROM pl_device_tokens WHERE account_stream = ${e.streamId} AND dash_id = ${d.dashId}`
         }

@@ -1,4 +1,4 @@
-import { Effect, Option, Schema } from "effect"
+import { Effect, Option } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import {
   CloneCodeIssued,
@@ -12,19 +12,16 @@ import {
 } from "../../domain/Account.ts"
 import { isJsonObject, type JsonObject } from "../../domain/Widgets.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
+import { decoder } from "./Decode.ts"
 
-const decode = <S extends Schema.Top>(schema: S) => {
-  const f = Schema.decodeUnknownOption(Schema.toCodecJson(schema as never))
-  return (data: unknown) => Option.getOrUndefined(f(data)) as S["Type"] | undefined
-}
-const created = decode(DashboardCreated)
-const updated = decode(DashboardUpdated)
-const settings = decode(ProjectSettingsUpdated)
-const deleted = decode(DashboardDeleted)
-const granted = decode(ShareGranted)
-const revoked = decode(ShareRevoked)
-const switched = decode(SharingSwitched)
-const cloned = decode(CloneCodeIssued)
+const created = decoder(DashboardCreated)
+const updated = decoder(DashboardUpdated)
+const settings = decoder(ProjectSettingsUpdated)
+const deleted = decoder(DashboardDeleted)
+const granted = decoder(ShareGranted)
+const revoked = decoder(ShareRevoked)
+const switched = decoder(SharingSwitched)
+const cloned = decoder(CloneCodeIssued)
 
 const sharedIn = (s: { readonly [key: string]: unknown } | undefined) => s?.["isShared"] === true
 

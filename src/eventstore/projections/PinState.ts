@@ -1,11 +1,12 @@
-import { Effect, Option, Schema } from "effect"
+import { Effect } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted } from "../../domain/Account.ts"
 import { PinsWritten, type PinWrite, pinKey, PropertySet, propertyKey } from "../../domain/Pins.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
+import { decoder } from "./Decode.ts"
 
-const decodeWrites = Schema.decodeUnknownOption(Schema.toCodecJson(PinsWritten))
+const decodeWrites = decoder(PinsWritten)
 const isWrite = (w: unknown): w is PinWrite =>
   Array.isArray(w) && w.length >= 3 && (w[0] === "v" || w[0] === "d" || w[0] === "a") && Number.isInteger(w[1]) &&
   w.every((x, i) => i < 2 || typeof x === "string")
@@ -21,11 +22,11 @@ const pinsWrittenOf = (data: unknown): { dashId: number; deviceId: number; write
       return { dashId: d.dashId as number, deviceId: d.deviceId as number, writes: d.writes }
     }
   }
-  return Option.getOrUndefined(decodeWrites(data))
+  return decodeWrites(data)
 }
-const decodeProperty = Schema.decodeUnknownOption(Schema.toCodecJson(PropertySet))
-const decodeDeviceDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DeviceDeleted))
-const decodeDashboardDeleted = Schema.decodeUnknownOption(Schema.toCodecJson(DashboardDeleted))
+const decodeProperty = decoder(PropertySet)
+const decodeDeviceDeleted = decoder(DeviceDeleted)
+const decodeDashboardDeleted = decoder(DashboardDeleted)
 
 /** `device-<digest>-<dash>-<device>` → `user-<digest>` (see domain/Streams.ts). */
 const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
@@ -63,7 +64,7 @@ export const PinState: InlineProjection = {
             break
           }
           case "PropertySet": {
-            const p = Option.getOrUndefined(decodeProperty(e.data))
+            const p = decodeProperty(e.data)
             if (p === undefined) break
             put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), [p.value], e.position)
             break
@@ -71,8 +72,8 @@ export const PinState: InlineProjection = {
           case "DeviceDeleted":
           case "DashboardDeleted": {
             const d: DeviceDeleted | DashboardDeleted | undefined = e.type === "DeviceDeleted"
-              ? Option.getOrUndefined(decodeDeviceDeleted(e.data))
-              : Option.getOrUndefined(decodeDashboardDeleted(e.data))
+              ? decodeDeviceDeleted(e.data)
+              : decodeDashboardDeleted(e.data)
             if (d === undefined) break
             // Writes before the deletion go in first, so the deletion removes them too.
             yield* flush
