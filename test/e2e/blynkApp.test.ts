@@ -19,70 +19,18 @@
  * - It parses each 'data' chunk as exactly one frame (no reassembly), so frames must not be split
  *   across TLS records; a chunk holding several frames yields only the first.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest"
-import { createRequire } from "node:module"
-import type { TLSSocket } from "node:tls"
-import { connectDevice, type Device } from "./support/blynkLibrary.ts"
-import {
-  makeDataDir,
-  outputTail,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
+import { describe, expect, it } from "vitest"
+import { disconnect, npmBlynk } from "./support/blynkApp.ts"
+import { connectDevice } from "./support/blynkLibrary.ts"
+import { e2eSuite } from "./support/suite.ts"
 
-const require = createRequire(import.meta.url)
-const { Blynk, Command } = require("blynk") as typeof import("blynk")
-type BlynkApp = InstanceType<typeof Blynk>
+const { Blynk, Command } = npmBlynk
 
 const account = { email: "appclient@e2e.test", password: "appclient-secret" }
 
-let dataDir = ""
-let server: ServerProcess | undefined
-let first: ProvisionedDevice
-let second: ProvisionedDevice
-
-/** What the running test opened: closed after it, and shown if it failed (after afterEach). */
-let devices: Array<Device> = []
-let apps: Array<BlynkApp> = []
-
-beforeAll(async () => {
-  dataDir = await makeDataDir()
-  ;[first, second] = (await provision(dataDir, account, ["app-target", "app-other"])) as [ProvisionedDevice, ProvisionedDevice]
-  server = await startServer({ dataDir })
-}, provisioningTimeout)
-
-/** The client's disconnect() waits for a 'close' that never comes again if the socket is already closed. */
-const disconnect = async (app: BlynkApp) => {
-  const socket = (app as unknown as { socket?: TLSSocket }).socket
-  if (socket === undefined || socket.destroyed) return
-  await app.disconnect()
-}
-
-afterEach(async () => {
-  for (const device of devices) device.close()
-  await Promise.all(apps.map(disconnect))
+const { server, devices, opened } = e2eSuite({
+  provision: ({ provision }) => provision(account, { first: "app-target", second: "app-other" })
 })
-
-afterAll(async () => {
-  await stopQuietly(server)
-  if (dataDir !== "") await removeDataDir(dataDir)
-})
-
-/** Starts a test's lists of clients, and prints what they saw if it fails. */
-const report = () => {
-  const mine = { devices: new Array<Device>(), apps: new Array<BlynkApp>() }
-  devices = mine.devices
-  apps = mine.apps
-  onTestFailed(() => {
-    for (const device of mine.devices) console.error(`device events: ${device.events.join(", ")}`)
-    console.error(`server output:\n${outputTail(server)}`)
-  })
-}
 
 interface DeviceJson {
   readonly id?: unknown
@@ -93,14 +41,12 @@ interface DeviceJson {
 
 describe("blynk (npm, app client over TLS)", () => {
   it("logs in (msg id 0), lists the devices and writes a pin that a connected blynk-library device receives", async () => {
-    report()
-    const srv = server!
+    const srv = server()
+    const { first, second } = devices()
     // The device first, so the app's ids (0, 1, 2, …) meet no HARDWARE_CONNECTED (id 1).
-    const device = await connectDevice(first.token, { kind: "tcp", port: srv.httpPort })
-    devices.push(device)
+    const device = opened.device(await connectDevice(first.token, { kind: "tcp", port: srv.httpPort }))
 
-    const app = new Blynk("127.0.0.1", srv.httpsPort)
-    apps.push(app)
+    const app = opened.track(new Blynk("127.0.0.1", srv.httpsPort), { close: disconnect })
     await app.connect()
     expect(await app.login(account.email, account.password)).toBe(200)
 
@@ -126,10 +72,9 @@ describe("blynk (npm, app client over TLS)", () => {
   })
 
   it("has its write to a device that is not connected answered DEVICE_NOT_IN_NETWORK (7)", async () => {
-    report()
-    const srv = server!
-    const app = new Blynk("127.0.0.1", srv.httpsPort)
-    apps.push(app)
+    const srv = server()
+    const { second } = devices()
+    const app = opened.track(new Blynk("127.0.0.1", srv.httpsPort), { close: disconnect })
     await app.connect()
     expect(await app.login(account.email, account.password)).toBe(200)
     // Writes to an inactive dashboard are dropped silently, so it is activated first. (It answers
@@ -143,10 +88,8 @@ describe("blynk (npm, app client over TLS)", () => {
   })
 
   it("is answered USER_NOT_AUTHENTICATED (5) for a wrong password, and may log in again on the same socket", async () => {
-    report()
-    const srv = server!
-    const app = new Blynk("127.0.0.1", srv.httpsPort)
-    apps.push(app)
+    const srv = server()
+    const app = opened.track(new Blynk("127.0.0.1", srv.httpsPort), { close: disconnect })
     await app.connect()
     expect(await app.login(account.email, "not-the-password")).toBe(5)
     expect(await app.login(account.email, account.password)).toBe(200)

@@ -20,76 +20,20 @@
  *   as 'binary' (latin1) strings, so the tests use ASCII values.
  * - On 'end' it reconnects after 5 s (and every 10 s until a login succeeds).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { describe, expect, it } from "vitest"
 import type { TLSSocket } from "node:tls"
 import { Command } from "../../src/adapters/blynk/Command.ts"
 import { bodyFields } from "../../src/adapters/blynk/Frame.ts"
 import { AppClient } from "./support/appClient.ts"
 import { connectDevice, type Device } from "./support/blynkLibrary.ts"
-import {
-  makeDataDir,
-  outputTail,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
+import type { ProvisionedDevice } from "./support/server.ts"
+import { e2eSuite } from "./support/suite.ts"
 
 const account = { email: "library@e2e.test", password: "library-secret" }
 
-let dataDir = ""
-let server: ServerProcess | undefined
-let tcpDevice: ProvisionedDevice
-let tlsDevice: ProvisionedDevice
-let presenceDevice: ProvisionedDevice
-
-/** What the running test opened: closed after it, and shown if it failed (after afterEach). */
-let devices: Array<Device> = []
-let apps: Array<AppClient> = []
-
-beforeAll(async () => {
-  dataDir = await makeDataDir()
-  ;[tcpDevice, tlsDevice, presenceDevice] = (await provision(dataDir, account, ["library-tcp", "library-tls", "library-presence"])) as [
-    ProvisionedDevice,
-    ProvisionedDevice,
-    ProvisionedDevice
-  ]
-  server = await startServer({ dataDir })
-}, provisioningTimeout)
-
-afterEach(async () => {
-  for (const device of devices) device.close()
-  await Promise.all(apps.map((app) => app.close()))
+const { server, devices, opened, activeApp } = e2eSuite({
+  provision: ({ provision }) => provision(account, { tcp: "library-tcp", tls: "library-tls", presence: "library-presence" })
 })
-
-afterAll(async () => {
-  await stopQuietly(server)
-  if (dataDir !== "") await removeDataDir(dataDir)
-})
-
-/** Starts a test's lists of clients, and prints what they saw if it fails. */
-const report = () => {
-  const mine = { devices: new Array<Device>(), apps: new Array<AppClient>() }
-  devices = mine.devices
-  apps = mine.apps
-  onTestFailed(() => {
-    for (const device of mine.devices) console.error(`device events: ${device.events.join(", ")}`)
-    for (const app of mine.apps) console.error(`app frames:\n${app.describe()}`)
-    console.error(`server output:\n${outputTail(server)}`)
-  })
-}
-
-/** An app session of the account, logged in with the dashboard active (the device is online). */
-const activeApp = async (server: ServerProcess, dashId: number) => {
-  const app = await AppClient.connect(server.httpsPort, server.ca)
-  apps.push(app)
-  expect(await app.login(account.email, account.password)).toBe(200)
-  expect(await app.activate(dashId)).toBe(200)
-  return app
-}
 
 /** The device writes V4 and the app gets it; the app writes V5 and the device gets it. */
 const roundTrip = async (device: Device, provisioned: ProvisionedDevice, app: AppClient, tag: string) => {
@@ -110,38 +54,34 @@ const roundTrip = async (device: Device, provisioned: ProvisionedDevice, app: Ap
 
 describe("blynk-library (npm, device)", () => {
   it("logs in over plain TCP, its write reaches the app and the app's write reaches it", async () => {
-    report()
-    const srv = server!
-    const device = await connectDevice(tcpDevice.token, { kind: "tcp", port: srv.httpPort })
-    devices.push(device)
-    const app = await activeApp(srv, tcpDevice.dashId)
-    await roundTrip(device, tcpDevice, app, "tcp")
+    const srv = server()
+    const { tcp } = devices()
+    const device = opened.device(await connectDevice(tcp.token, { kind: "tcp", port: srv.httpPort }))
+    const app = await activeApp(account, tcp.dashId)
+    await roundTrip(device, tcp, app, "tcp")
   })
 
   it("logs in over TLS, verifying the server's certificate, and exchanges writes with the app", async () => {
-    report()
-    const srv = server!
-    const device = await connectDevice(tlsDevice.token, { kind: "tls", port: srv.httpsPort, ca: srv.ca })
-    devices.push(device)
+    const srv = server()
+    const { tls } = devices()
+    const device = opened.device(await connectDevice(tls.token, { kind: "tls", port: srv.httpsPort, ca: srv.ca }))
     // The library only goes on to log in once the chain and the name `localhost` checked out.
     expect((device.blynk.conn.sock as TLSSocket | null)?.authorized).toBe(true)
-    const app = await activeApp(srv, tlsDevice.dashId)
-    await roundTrip(device, tlsDevice, app, "tls")
+    const app = await activeApp(account, tls.dashId)
+    await roundTrip(device, tls, app, "tls")
   })
 
   it("is announced to a logged-in app: HARDWARE_CONNECTED (4) on login, DEVICE_OFFLINE (71, id 0) on leaving", async () => {
-    report()
-    const srv = server!
-    const { dashId, deviceId } = presenceDevice
-    const app = await AppClient.connect(srv.httpsPort, srv.ca)
-    apps.push(app)
+    const srv = server()
+    const { presence } = devices()
+    const { dashId, deviceId } = presence
+    const app = opened.app(await AppClient.connect(srv.httpsPort, srv.ca))
     expect(await app.login(account.email, account.password)).toBe(200)
     // 7 when no device of the dashboard is online (§3.6); 200 if an earlier test's device has not
     // been seen to leave yet.
     expect([200, 7]).toContain(await app.activate(dashId))
 
-    const device = await connectDevice(presenceDevice.token, { kind: "tcp", port: srv.httpPort })
-    devices.push(device)
+    const device = opened.device(await connectDevice(presence.token, { kind: "tcp", port: srv.httpPort }))
     const connected = await app.waitFor((f) => f._tag === "Message" && f.command === Command.HARDWARE_CONNECTED)
     expect(connected._tag === "Message" && bodyFields(connected.body)).toEqual([`${dashId}-${deviceId}`])
     // Its id is the device's login id (§2.1, 4), which blynk-library always sends as 1.
@@ -156,8 +96,7 @@ describe("blynk-library (npm, device)", () => {
   })
 
   it("is refused with INVALID_TOKEN (9) for a token the server does not know", async () => {
-    report()
-    const srv = server!
+    const srv = server()
     // The library reports the status as an 'error' event named after it and stops for good.
     const attempt = connectDevice("x".repeat(32), { kind: "tcp", port: srv.httpPort })
     await expect(attempt).rejects.toThrow(/INVALID_TOKEN/)

@@ -15,54 +15,24 @@
  * - Receiving, it treats BRIDGE exactly as HARDWARE (`msg_type === HW || msg_type === BRIDGE`):
  *   `vw pin values…` emits 'write'(values) on `new blynk.VirtualPin(pin)`, `dw`/`aw` go to its board.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { describe, expect, it } from "vitest"
 import { EventEmitter, once } from "node:events"
 import { Command, Status } from "../../src/adapters/blynk/Command.ts"
 import { bodyFields, type Frame } from "../../src/adapters/blynk/Frame.ts"
 import { hardwareDecoder } from "../../src/adapters/blynk/FrameDecoder.ts"
-import { AppClient, showFrame } from "./support/appClient.ts"
+import { showFrame } from "./support/appClient.ts"
 import { type Board, connectDevice, type Device, makeDevice, type Transport } from "./support/blynkLibrary.ts"
-import {
-  makeDataDir,
-  outputTail,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
+import type { ProvisionedDevice, ServerProcess } from "./support/server.ts"
+import { e2eSuite } from "./support/suite.ts"
 
 const owner = { email: "bridge@e2e.test", password: "bridge-secret" }
 const stranger = { email: "bridge-stranger@e2e.test", password: "stranger-secret" }
 
-let dataDir = ""
-let server: ServerProcess | undefined
-let deviceA: ProvisionedDevice
-let deviceB: ProvisionedDevice
-let foreign: ProvisionedDevice
-
-/** What the running test opened: closed after it, and shown if it failed. */
-let devices: Array<Device> = []
-let apps: Array<AppClient> = []
-let answers: Array<Answers> = []
-
-beforeAll(async () => {
-  dataDir = await makeDataDir()
-  ;[deviceA, deviceB] = (await provision(dataDir, owner, ["bridge-a", "bridge-b"])) as [ProvisionedDevice, ProvisionedDevice]
-  ;[foreign] = (await provision(dataDir, stranger, ["foreign"])) as [ProvisionedDevice]
-  server = await startServer({ dataDir })
-}, provisioningTimeout)
-
-afterEach(async () => {
-  for (const device of devices) device.close()
-  await Promise.all(apps.map((app) => app.close()))
-})
-
-afterAll(async () => {
-  await stopQuietly(server)
-  if (dataDir !== "") await removeDataDir(dataDir)
+const { server, devices, opened, activeApp } = e2eSuite({
+  provision: async ({ provision }) => ({
+    ...(await provision(owner, { deviceA: "bridge-a", deviceB: "bridge-b" })),
+    ...(await provision(stranger, { foreign: "foreign" }))
+  })
 })
 
 /**
@@ -133,50 +103,21 @@ const recordingBoard = () => {
   return { board, next: () => once(emitter, "pin").then(([values]) => values as Array<string>) }
 }
 
-const report = () => {
-  const mine = { devices: new Array<Device>(), apps: new Array<AppClient>(), answers: new Array<Answers>() }
-  devices = mine.devices
-  apps = mine.apps
-  answers = mine.answers
-  onTestFailed(() => {
-    for (const device of mine.devices) console.error(`device events: ${device.events.join(", ")}`)
-    for (const tap of mine.answers) console.error(`answers to a device:\n${tap.describe()}`)
-    for (const app of mine.apps) console.error(`app frames:\n${app.describe()}`)
-    console.error(`server output:\n${outputTail(server)}`)
-  })
-}
-
 const tcp = (srv: ServerProcess): Transport => ({ kind: "tcp", port: srv.httpPort })
 const tls = (srv: ServerProcess): Transport => ({ kind: "tls", port: srv.httpsPort, ca: srv.ca })
 
-const connect = async (provisioned: ProvisionedDevice, transport: Transport, board?: Board) => {
-  const device = await connectDevice(provisioned.token, transport, board ? { board } : {})
-  devices.push(device)
-  return device
-}
-
-/** An app session of `account`, logged in, with dashboard `dashId` active (a device of it is online). */
-const activeApp = async (srv: ServerProcess, account: { email: string; password: string }, dashId: number) => {
-  const app = await AppClient.connect(srv.httpsPort, srv.ca)
-  apps.push(app)
-  expect(await app.login(account.email, account.password)).toBe(Status.OK)
-  expect(await app.activate(dashId)).toBe(Status.OK)
-  return app
-}
+const connect = async (provisioned: ProvisionedDevice, transport: Transport, board?: Board) =>
+  opened.device(await connectDevice(provisioned.token, transport, board ? { board } : {}))
 
 const isHardware = (fields: ReadonlyArray<string>) => (f: Frame) =>
   f._tag === "Message" && f.command === Command.HARDWARE && bodyFields(f.body).join("|") === fields.join("|")
 
-const tap = (device: Device) => {
-  const tapped = new Answers(device)
-  answers.push(tapped)
-  return tapped
-}
+const tap = (device: Device) => opened.track(new Answers(device), { describe: (tapped) => `answers to a device:\n${tapped.describe()}` })
 
 describe("BRIDGE with npm blynk-library devices", () => {
   it("A's bridge to B's token: writes reach B's handlers and the owner's app as B's, and are stored as B's", async () => {
-    report()
-    const srv = server!
+    const srv = server()
+    const { deviceA, deviceB } = devices()
     const { dashId } = deviceA
     const targetA = `${dashId}-${deviceA.deviceId}`
     const targetB = `${dashId}-${deviceB.deviceId}`
@@ -184,7 +125,7 @@ describe("BRIDGE with npm blynk-library devices", () => {
     const answersA = tap(a)
     const boardB = recordingBoard()
     const b = await connect(deviceB, tls(srv), boardB.board)
-    const app = await activeApp(srv, owner, dashId)
+    const app = await activeApp(owner, dashId)
 
     // A's own V5, to tell A's stored value from B's below.
     a.blynk.virtualWrite(5, "a-own")
@@ -230,15 +171,15 @@ describe("BRIDGE with npm blynk-library devices", () => {
   })
 
   it("A's bridge to another account's token is answered NOT_ALLOWED, which the library ignores; nothing reaches that device", async () => {
-    report()
-    const srv = server!
+    const srv = server()
+    const { deviceA, foreign } = devices()
     const { dashId } = deviceA
     const other = await connect(foreign, tcp(srv))
     // The foreign device's own V5, which a bridged write would have replaced.
     other.blynk.virtualWrite(5, "foreign-own")
     const a = await connect(deviceA, tcp(srv))
     const answersA = tap(a)
-    const app = await activeApp(srv, owner, dashId)
+    const app = await activeApp(owner, dashId)
 
     const bridge = new a.blynk.WidgetBridge(65)
     bridge.setAuthToken(foreign.token)
@@ -260,12 +201,11 @@ describe("BRIDGE with npm blynk-library devices", () => {
   })
 
   it("setAuthToken before the library is logged in is dropped (the bridge then answers NOT_ALLOWED); after 'connect' it works", async () => {
-    report()
-    const srv = server!
+    const srv = server()
+    const { deviceA, deviceB } = devices()
     const b = await connect(deviceB, tcp(srv))
 
-    const a = makeDevice(deviceA.token, tcp(srv))
-    devices.push(a)
+    const a = opened.device(makeDevice(deviceA.token, tcp(srv)))
     const early = new a.blynk.WidgetBridge(66)
     early.setAuthToken(deviceB.token)
     // Nothing was sent: the message id did not move.

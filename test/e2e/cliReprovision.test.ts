@@ -13,27 +13,13 @@
  *   the CLI cannot run while the server does"). The CLI must then refuse to run while the server
  *   has the data directory open, and change nothing.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { spawn } from "node:child_process"
-import { Command, Status } from "../../src/adapters/blynk/Command.ts"
+import { Command } from "../../src/adapters/blynk/Command.ts"
 import { bodyFields } from "../../src/adapters/blynk/Frame.ts"
-import { AppClient } from "./support/appClient.ts"
-import { connectDevice, type Device } from "./support/blynkLibrary.ts"
-import {
-  baseEnv,
-  createDatabase,
-  makeDataDir,
-  outputTail,
-  type PostgresDatabase,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  repoRoot,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
+import { connectDevice, nextEvent } from "./support/blynkLibrary.ts"
+import { baseEnv, createDatabase, type PostgresDatabase, repoRoot } from "./support/server.ts"
+import { e2eSuite } from "./support/suite.ts"
 
 const account = { email: "cli-reprovision@e2e.test", password: "cli-reprovision-secret" }
 
@@ -53,68 +39,21 @@ const npxPinledger = (dataDir: string, databaseUrl: string, args: ReadonlyArray<
     child.once("exit", (code) => resolve({ code, stdout, stderr }))
   })
 
-/** Resolves on the library's next `event`; rejects if one of `unexpected` comes first. */
-const nextEvent = (device: Device, event: string, unexpected: ReadonlyArray<string>) =>
-  new Promise<Array<unknown>>((resolve, reject) => {
-    const listeners = new Map<string, (...args: Array<unknown>) => void>()
-    const cleanup = () => {
-      for (const [name, listener] of listeners) device.blynk.off(name, listener)
-    }
-    listeners.set(event, (...args) => {
-      cleanup()
-      resolve(args)
-    })
-    for (const name of unexpected) {
-      listeners.set(name, (...args) => {
-        cleanup()
-        reject(new Error(`'${name}' ${args.map(String).join(" ")} came before '${event}'; device events: ${device.events.join(", ")}`))
-      })
-    }
-    for (const [name, listener] of listeners) device.blynk.on(name, listener)
-  })
-
-/** The server, the provisioned device and what the test opened, for clean-up and failure reports. */
+/**
+ * The server (on the embedded database, or on `databaseUrl`), the provisioned device, and
+ * `reprovision`, whose output goes into the failure report.
+ */
 const setUp = (databaseUrl: () => string) => {
-  const state = {
-    dataDir: "",
-    server: undefined as ServerProcess | undefined,
-    provisioned: undefined as ProvisionedDevice | undefined,
-    devices: new Array<Device>(),
-    apps: new Array<AppClient>(),
-    cli: ""
-  }
-  beforeAll(async () => {
-    state.dataDir = await makeDataDir()
-    ;[state.provisioned] = (await provision(state.dataDir, account, ["cli-reprovisioned"], databaseUrl())) as [ProvisionedDevice]
-    state.server = await startServer({ dataDir: state.dataDir, databaseUrl: databaseUrl() })
-  }, provisioningTimeout)
-  afterAll(async () => {
-    for (const device of state.devices) device.close()
-    await Promise.all(state.apps.map((app) => app.close()))
-    await stopQuietly(state.server)
-    if (state.dataDir !== "") await removeDataDir(state.dataDir)
+  const suite = e2eSuite({
+    provision: ({ provision }) => provision(account, { provisioned: "cli-reprovisioned" }),
+    databaseUrl
   })
-  const report = () =>
-    onTestFailed(() => {
-      for (const device of state.devices) console.error(`device events: ${device.events.join(", ")}`)
-      for (const app of state.apps) console.error(`app frames:\n${app.describe()}`)
-      console.error(`pinledger device reprovision printed:\n${state.cli}`)
-      console.error(`server output:\n${outputTail(state.server)}`)
-    })
-  /** The owner's app, logged in, with the device's dashboard active. */
-  const activeOwner = async (srv: ServerProcess, dashId: number) => {
-    const owner = await AppClient.connect(srv.httpsPort, srv.ca)
-    state.apps.push(owner)
-    expect(await owner.login(account.email, account.password)).toBe(Status.OK)
-    expect(await owner.activate(dashId)).toBe(Status.OK)
-    return owner
-  }
   const reprovision = async (deviceId: number) => {
-    const result = await npxPinledger(state.dataDir, databaseUrl(), ["device", "reprovision", "--email", account.email, "--device", String(deviceId)])
-    state.cli = `exit code ${result.code}\n${result.stdout}${result.stderr}`
+    const result = await npxPinledger(suite.dataDir(), suite.databaseUrl(), ["device", "reprovision", "--email", account.email, "--device", String(deviceId)])
+    suite.opened.note(() => `pinledger device reprovision printed:\nexit code ${result.code}\n${result.stdout}${result.stderr}`)
     return result
   }
-  return { state, report, activeOwner, reprovision }
+  return { ...suite, reprovision }
 }
 
 const serverUrl = process.env.DATABASE_URL
@@ -129,17 +68,15 @@ if (serverUrl) {
     afterAll(async () => {
       await database?.drop()
     })
-    const { state, report, activeOwner, reprovision } = setUp(() => database!.url)
+    const { server, devices, opened, activeApp, reprovision } = setUp(() => database!.url)
 
     it("prints a new token; the server closes the device, refuses its old token, and a device on the new token works", async () => {
-      report()
-      const srv = state.server!
-      const { dashId, deviceId, token: oldToken } = state.provisioned!
+      const srv = server()
+      const { dashId, deviceId, token: oldToken } = devices().provisioned
       const target = `${dashId}-${deviceId}`
 
-      const old = await connectDevice(oldToken, { kind: "tcp", port: srv.httpPort })
-      state.devices.push(old)
-      const owner = await activeOwner(srv, dashId)
+      const old = opened.device(await connectDevice(oldToken, { kind: "tcp", port: srv.httpPort }))
+      const owner = await activeApp(account, dashId)
 
       const disconnected = nextEvent(old, "disconnect", ["error"])
       const offline = owner.waitFor((f) => f._tag === "Message" && f.command === Command.DEVICE_OFFLINE)
@@ -169,8 +106,7 @@ if (serverUrl) {
       ])
 
       // A new library instance with the printed token connects, and the owner's write reaches it.
-      const fresh = await connectDevice(newToken!, { kind: "tcp", port: srv.httpPort })
-      state.devices.push(fresh)
+      const fresh = opened.device(await connectDevice(newToken!, { kind: "tcp", port: srv.httpPort }))
       const connected = await owner.waitFor((f) => f._tag === "Message" && f.command === Command.HARDWARE_CONNECTED)
       expect(connected._tag === "Message" && bodyFields(connected.body)).toEqual([target])
       const received = fresh.nextWrite(5)
@@ -181,20 +117,18 @@ if (serverUrl) {
 }
 
 describe("npx pinledger device reprovision while the server runs on the embedded database", () => {
-  const { state, report, activeOwner, reprovision } = setUp(() => "")
+  const { server, devices, opened, activeApp, reprovision } = setUp(() => "")
 
   // Fails today: the CLI opens the PGlite directory the server has open, prints "has a new
   // token; the old one is refused" and a token, and exits 0; but the server never sees the
   // change (the old token keeps working, the printed one is refused), the change is lost when
   // the server stops, and two PGlite instances writing one directory can corrupt it.
   it("refuses to run (non-zero exit, no token) and changes nothing: the device stays connected on its token", async () => {
-    report()
-    const srv = state.server!
-    const { dashId, deviceId, token } = state.provisioned!
+    const srv = server()
+    const { dashId, deviceId, token } = devices().provisioned
 
-    const device = await connectDevice(token, { kind: "tcp", port: srv.httpPort })
-    state.devices.push(device)
-    const owner = await activeOwner(srv, dashId)
+    const device = opened.device(await connectDevice(token, { kind: "tcp", port: srv.httpPort }))
+    const owner = await activeApp(account, dashId)
 
     const { code, stdout } = await reprovision(deviceId)
     expect(code).not.toBe(0)
@@ -204,8 +138,7 @@ describe("npx pinledger device reprovision while the server runs on the embedded
     const received = device.nextWrite(5)
     owner.virtualWrite(dashId, deviceId, 5, "still-provisioned")
     expect(await received).toEqual(["still-provisioned"])
-    const second = await connectDevice(token, { kind: "tcp", port: srv.httpPort })
-    state.devices.push(second)
+    opened.device(await connectDevice(token, { kind: "tcp", port: srv.httpPort }))
     expect(device.events).toEqual(["connect", 'write V5 ["still-provisioned"]'])
   })
 })

@@ -22,67 +22,24 @@
  *   are answered with RSP 2. Messages longer than 32767 bytes are refused.
  * - On close or error it reconnects after 5 s unless the node is closing.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { describe, expect, it } from "vitest"
 import { once } from "node:events"
-import { AppClient } from "./support/appClient.ts"
 import { type BlynkWsClient, closeAll, makeRuntime } from "./support/nodeRed.ts"
-import {
-  makeDataDir,
-  outputTail,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
+import type { ProvisionedDevice } from "./support/server.ts"
+import { e2eSuite } from "./support/suite.ts"
 
 const account = { email: "nodered@e2e.test", password: "nodered-secret" }
 
-let dataDir = ""
-let server: ServerProcess | undefined
-let wsDevice: ProvisionedDevice
-let wssDevice: ProvisionedDevice
-
-/** What the running test opened: closed after it, and shown if it failed (after afterEach). */
-let runtimes: Array<ReturnType<typeof makeRuntime>> = []
-let apps: Array<AppClient> = []
-
-beforeAll(async () => {
-  dataDir = await makeDataDir()
-  ;[wsDevice, wssDevice] = (await provision(dataDir, account, ["nodered-ws", "nodered-wss"])) as [ProvisionedDevice, ProvisionedDevice]
-  server = await startServer({ dataDir })
-}, provisioningTimeout)
-
-afterEach(async () => {
-  for (const runtime of runtimes) await closeAll(runtime)
-  await Promise.all(apps.map((app) => app.close()))
+const { server, devices, opened, activeApp } = e2eSuite({
+  provision: ({ provision }) => provision(account, { ws: "nodered-ws", wss: "nodered-wss" })
 })
-
-afterAll(async () => {
-  await stopQuietly(server)
-  if (dataDir !== "") await removeDataDir(dataDir)
-})
-
-/** Starts a test's lists of clients, and prints what they saw if it fails. */
-const report = () => {
-  const mine = { runtimes: new Array<ReturnType<typeof makeRuntime>>(), apps: new Array<AppClient>() }
-  runtimes = mine.runtimes
-  apps = mine.apps
-  onTestFailed(() => {
-    for (const runtime of mine.runtimes) {
-      for (const node of runtime.instances.values()) console.error(`node ${node.id}:\n${node.lines.join("\n")}`)
-    }
-    for (const app of mine.apps) console.error(`app frames:\n${app.describe()}`)
-    console.error(`server output:\n${outputTail(server)}`)
-  })
-}
 
 /** A flow: the client config node on `url`, a write-out node on V4, a write-in and a sync node on V5. */
 const deployFlow = (url: string, token: string) => {
-  const runtime = makeRuntime()
-  runtimes.push(runtime)
+  const runtime = opened.track(makeRuntime(), {
+    close: closeAll,
+    describe: (runtime) => [...runtime.instances.values()].map((node) => `node ${node.id}:\n${node.lines.join("\n")}`).join("\n")
+  })
   const client = runtime.create("blynk-ws-client", {
     id: "client",
     path: url,
@@ -107,11 +64,7 @@ const exchange = async (
   await flow.connected
   expect(flow.client.logged).toBe(true)
 
-  const srv = server!
-  const app = await AppClient.connect(srv.httpsPort, srv.ca)
-  apps.push(app)
-  expect(await app.login(account.email, account.password)).toBe(200)
-  expect(await app.activate(provisioned.dashId)).toBe(200)
+  const app = await activeApp(account, provisioned.dashId)
 
   // A message into the write node goes out as HARDWARE vw 4 … and reaches the app.
   flow.writeOut.emit("input", { payload: `from-${tag}-flow` }, () => {})
@@ -136,14 +89,14 @@ const exchange = async (
 
 describe("node-red-contrib-blynk-ws (npm, device over WebSocket)", () => {
   it("logs in over ws://…/websockets on the plain port and exchanges writes with the app", async () => {
-    report()
-    const srv = server!
-    await exchange(deployFlow(`ws://127.0.0.1:${srv.httpPort}/websockets`, wsDevice.token), wsDevice, "ws")
+    const srv = server()
+    const { ws } = devices()
+    await exchange(deployFlow(`ws://127.0.0.1:${srv.httpPort}/websockets`, ws.token), ws, "ws")
   })
 
   it("logs in over wss://…/websockets on the TLS port and exchanges writes with the app", async () => {
-    report()
-    const srv = server!
-    await exchange(deployFlow(`wss://127.0.0.1:${srv.httpsPort}/websockets`, wssDevice.token), wssDevice, "wss")
+    const srv = server()
+    const { wss } = devices()
+    await exchange(deployFlow(`wss://127.0.0.1:${srv.httpsPort}/websockets`, wss.token), wss, "wss")
   })
 })

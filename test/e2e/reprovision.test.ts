@@ -10,80 +10,26 @@
  *
  * `npx pinledger device reprovision` while the server runs is in cliReprovision.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
-import { Command, Status } from "../../src/adapters/blynk/Command.ts"
+import { describe, expect, it } from "vitest"
+import { Command } from "../../src/adapters/blynk/Command.ts"
 import { bodyFields } from "../../src/adapters/blynk/Frame.ts"
-import { AppClient } from "./support/appClient.ts"
-import { connectDevice, type Device } from "./support/blynkLibrary.ts"
-import {
-  makeDataDir,
-  outputTail,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
+import { connectDevice, nextEvent } from "./support/blynkLibrary.ts"
+import { e2eSuite } from "./support/suite.ts"
 
 const account = { email: "reprovision@e2e.test", password: "reprovision-secret" }
 
-let dataDir = ""
-let server: ServerProcess | undefined
-let provisioned: ProvisionedDevice
-const devices: Array<Device> = []
-let owner: AppClient | undefined
-
-beforeAll(async () => {
-  dataDir = await makeDataDir()
-  ;[provisioned] = (await provision(dataDir, account, ["reprovisioned"])) as [ProvisionedDevice]
-  server = await startServer({ dataDir })
-}, provisioningTimeout)
-
-afterAll(async () => {
-  for (const device of devices) device.close()
-  await owner?.close()
-  await stopQuietly(server)
-  if (dataDir !== "") await removeDataDir(dataDir)
+const { server, devices, opened, activeApp } = e2eSuite({
+  provision: ({ provision }) => provision(account, { provisioned: "reprovisioned" })
 })
-
-/** Resolves on the library's next `event`; rejects if one of `unexpected` comes first. */
-const nextEvent = (device: Device, event: string, unexpected: ReadonlyArray<string>) =>
-  new Promise<Array<unknown>>((resolve, reject) => {
-    const listeners = new Map<string, (...args: Array<unknown>) => void>()
-    const cleanup = () => {
-      for (const [name, listener] of listeners) device.blynk.off(name, listener)
-    }
-    listeners.set(event, (...args) => {
-      cleanup()
-      resolve(args)
-    })
-    for (const name of unexpected) {
-      listeners.set(name, (...args) => {
-        cleanup()
-        reject(new Error(`'${name}' ${args.map(String).join(" ")} came before '${event}'; device events: ${device.events.join(", ")}`))
-      })
-    }
-    for (const [name, listener] of listeners) device.blynk.on(name, listener)
-  })
 
 describe("REFRESH_TOKEN from the app (npm blynk-library device)", () => {
   it("disconnects the device on the old token, which is then refused and stops; a device on the new token works; the app hears DEVICE_OFFLINE", async () => {
-    onTestFailed(() => {
-      for (const device of devices) console.error(`device events: ${device.events.join(", ")}`)
-      console.error(`owner frames:\n${owner?.describe()}`)
-      console.error(`server output:\n${outputTail(server)}`)
-    })
-    const srv = server!
-    const { dashId, deviceId, token: oldToken } = provisioned
+    const srv = server()
+    const { dashId, deviceId, token: oldToken } = devices().provisioned
     const target = `${dashId}-${deviceId}`
 
-    const old = await connectDevice(oldToken, { kind: "tcp", port: srv.httpPort })
-    devices.push(old)
-    owner = await AppClient.connect(srv.httpsPort, srv.ca)
-    expect(await owner.login(account.email, account.password)).toBe(Status.OK)
-    expect(await owner.activate(dashId)).toBe(Status.OK)
+    const old = opened.device(await connectDevice(oldToken, { kind: "tcp", port: srv.httpPort }))
+    const owner = await activeApp(account, dashId, "owner")
 
     // Set up before the refresh: the close comes right after it.
     const disconnected = nextEvent(old, "disconnect", ["error"])
@@ -106,8 +52,7 @@ describe("REFRESH_TOKEN from the app (npm blynk-library device)", () => {
     expect(old.events.filter((e) => e === "connect")).toEqual(["connect"])
 
     // A new device on the new token logs in and exchanges writes with the owner.
-    const fresh = await connectDevice(newToken, { kind: "tcp", port: srv.httpPort })
-    devices.push(fresh)
+    const fresh = opened.device(await connectDevice(newToken, { kind: "tcp", port: srv.httpPort }))
     const connected = await owner.waitFor((f) => f._tag === "Message" && f.command === Command.HARDWARE_CONNECTED)
     expect(connected._tag === "Message" && bodyFields(connected.body)).toEqual([target])
     const received = fresh.nextWrite(5)

@@ -15,41 +15,20 @@
  * event of the device's login committing only after the head was read just before the first
  * write would blur this; the embedded database's single connection makes that unlikely.)
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
-import { connectDevice, type Device } from "./support/blynkLibrary.ts"
-import {
-  healthHead,
-  makeDataDir,
-  outputTail,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
+import { describe, expect, it } from "vitest"
+import { connectDevice } from "./support/blynkLibrary.ts"
+import { healthHead, type ServerProcess } from "./support/server.ts"
+import { e2eSuite } from "./support/suite.ts"
 
 const account = { email: "restart@e2e.test", password: "restart-secret" }
 
-let dataDir = ""
-let provisioned: ProvisionedDevice
-let before: ServerProcess | undefined
-let after: ServerProcess | undefined
-let device: Device | undefined
-const heads: Array<number> = []
-
-beforeAll(async () => {
-  dataDir = await makeDataDir()
-  ;[provisioned] = (await provision(dataDir, account, ["restart-device"])) as [ProvisionedDevice]
-}, provisioningTimeout)
-
-afterAll(async () => {
-  device?.close()
-  await stopQuietly(after)
-  await stopQuietly(before)
-  if (dataDir !== "") await removeDataDir(dataDir)
+// The test starts both servers itself (the second on the first one's ports); afterAll stops both.
+const { devices, opened, startServer } = e2eSuite({
+  provision: ({ provision }) => provision(account, { provisioned: "restart-device" }),
+  startServer: false
 })
+
+const heads: Array<number> = []
 
 /** Reads /health until the head reaches `target`; each read awaits the previous one, nothing sleeps. */
 const headReaches = async (server: ServerProcess, target: number) => {
@@ -63,15 +42,11 @@ const headReaches = async (server: ServerProcess, target: number) => {
 
 describe("pin values across a server crash", () => {
   it("returns a value a device wrote before SIGKILL to HARDWARE_SYNC after the restart", async () => {
-    onTestFailed(() => {
-      console.error(`device events: ${device?.events.join(", ")}`)
-      console.error(`/health heads seen: ${heads.slice(-10).join(", ")}`)
-      console.error(`server output before the kill:\n${outputTail(before)}`)
-      console.error(`server output after the restart:\n${outputTail(after)}`)
-    })
-    before = await startServer({ dataDir })
+    const { provisioned } = devices()
+    const before = await startServer("before the kill")
     const { httpPort, httpsPort } = before
-    device = await connectDevice(provisioned.token, { kind: "tcp", port: httpPort })
+    const device = opened.device(await connectDevice(provisioned.token, { kind: "tcp", port: httpPort }))
+    opened.note(() => `/health heads seen: ${heads.slice(-10).join(", ")}`)
 
     // One write at a time, each followed by the log's head moving past it (a write is at least
     // one event; writes made while another is in flight may share one, hence one at a time).
@@ -86,7 +61,7 @@ describe("pin values across a server crash", () => {
 
     // The same device object: the library notices the lost link and logs in again by itself.
     const reconnected = device.nextConnect(false)
-    after = await startServer({ dataDir, httpPort, httpsPort })
+    await startServer("after the restart", { httpPort, httpsPort })
     await reconnected
 
     const v7 = device.nextWrite(7)

@@ -18,56 +18,21 @@
  *   REFRESH_SHARE_TOKEN (31) `dashId` → a REFRESH_SHARE_TOKEN frame with the new token, and every
  *   shared session of the dashboard gets RSP NOT_ALLOWED (6) with the refresh's id and is closed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest"
-import { createRequire } from "node:module"
+import { describe, expect, it } from "vitest"
 import type { TLSSocket } from "node:tls"
 import { Command, Status } from "../../src/adapters/blynk/Command.ts"
 import { bodyFields, type Frame } from "../../src/adapters/blynk/Frame.ts"
 import { appDecoder } from "../../src/adapters/blynk/FrameDecoder.ts"
-import { AppClient, showFrame } from "./support/appClient.ts"
-import { connectDevice, type Device, type Transport } from "./support/blynkLibrary.ts"
-import {
-  makeDataDir,
-  outputTail,
-  provision,
-  provisioningTimeout,
-  type ProvisionedDevice,
-  removeDataDir,
-  type ServerProcess,
-  startServer,
-  stopQuietly
-} from "./support/server.ts"
-
-const require = createRequire(import.meta.url)
-const npmBlynk = require("blynk") as typeof import("blynk")
-type BlynkApp = InstanceType<typeof npmBlynk.Blynk>
+import { type AppClient, showFrame } from "./support/appClient.ts"
+import { type BlynkApp, disconnect, npmBlynk, socketOf } from "./support/blynkApp.ts"
+import { connectDevice, type Transport } from "./support/blynkLibrary.ts"
+import type { ProvisionedDevice, ServerProcess } from "./support/server.ts"
+import { e2eSuite } from "./support/suite.ts"
 
 const account = { email: "sharing@e2e.test", password: "sharing-secret" }
 
-let dataDir = ""
-let server: ServerProcess | undefined
-let tcpDevice: ProvisionedDevice
-let tlsDevice: ProvisionedDevice
-
-/** What the running test opened: closed after it, and shown if it failed. */
-let devices: Array<Device> = []
-let owners: Array<AppClient> = []
-let shared: Array<SharedApp> = []
-
-beforeAll(async () => {
-  dataDir = await makeDataDir()
-  ;[tcpDevice, tlsDevice] = (await provision(dataDir, account, ["shared-tcp", "shared-tls"])) as [ProvisionedDevice, ProvisionedDevice]
-  server = await startServer({ dataDir })
-}, provisioningTimeout)
-
-afterEach(async () => {
-  for (const device of devices) device.close()
-  await Promise.all([...owners.map((app) => app.close()), ...shared.map((app) => app.close())])
-})
-
-afterAll(async () => {
-  await stopQuietly(server)
-  if (dataDir !== "") await removeDataDir(dataDir)
+const { server, devices, opened, activeApp } = e2eSuite({
+  provision: ({ provision }) => provision(account, { tcp: "shared-tcp", tls: "shared-tls" })
 })
 
 /**
@@ -118,25 +83,17 @@ class Pushed {
 interface SharedApp {
   readonly client: BlynkApp
   readonly pushed: Pushed
-  readonly close: () => Promise<void>
 }
 
-/** An npm `blynk` client connected to the TLS port, not logged in. */
+/** An npm `blynk` client connected to the TLS port, not logged in; closed after the test. */
 const connectSharedApp = async (srv: ServerProcess): Promise<SharedApp> => {
   const client = new npmBlynk.Blynk("127.0.0.1", srv.httpsPort)
   await client.connect()
-  const socket = (client as unknown as { socket: TLSSocket }).socket
-  const pushed = new Pushed(socket)
-  const app: SharedApp = {
-    client,
-    pushed,
-    // The client's disconnect() waits for a 'close' that never comes again on a closed socket.
-    close: async () => {
-      if (!socket.destroyed) await client.disconnect()
-    }
-  }
-  shared.push(app)
-  return app
+  const app: SharedApp = { client, pushed: new Pushed(socketOf(client)!) }
+  return opened.track(app, {
+    close: (app) => disconnect(app.client),
+    describe: (app) => `shared app frames:\n${app.pushed.describe()}`
+  })
 }
 
 /** SHARE_LOGIN (32) `ownerEmail\0shareToken\0Android\02.27.34`; resolves with the RSP status. */
@@ -155,39 +112,21 @@ const isHardware = (target: string, pin: number, value: string) => (f: Frame) =>
   f._tag === "Message" && f.command === Command.HARDWARE &&
   bodyFields(f.body).join("|") === [target, "vw", String(pin), value].join("|")
 
-const report = () => {
-  const mine = { devices: new Array<Device>(), owners: new Array<AppClient>(), shared: new Array<SharedApp>() }
-  devices = mine.devices
-  owners = mine.owners
-  shared = mine.shared
-  onTestFailed(() => {
-    for (const device of mine.devices) console.error(`device events: ${device.events.join(", ")}`)
-    for (const owner of mine.owners) console.error(`owner frames:\n${owner.describe()}`)
-    for (const app of mine.shared) console.error(`shared app frames:\n${app.pushed.describe()}`)
-    console.error(`server output:\n${outputTail(server)}`)
-  })
-}
-
 const cases: ReadonlyArray<{ name: string; provisioned: () => ProvisionedDevice; transport: (srv: ServerProcess) => Transport }> = [
-  { name: "plain TCP", provisioned: () => tcpDevice, transport: (srv) => ({ kind: "tcp", port: srv.httpPort }) },
-  { name: "TLS", provisioned: () => tlsDevice, transport: (srv) => ({ kind: "tls", port: srv.httpsPort, ca: srv.ca }) }
+  { name: "plain TCP", provisioned: () => devices().tcp, transport: (srv) => ({ kind: "tcp", port: srv.httpPort }) },
+  { name: "TLS", provisioned: () => devices().tls, transport: (srv) => ({ kind: "tls", port: srv.httpsPort, ca: srv.ca }) }
 ]
 
 describe("sharing a dashboard (npm blynk-library device, npm blynk shared app)", () => {
   it.each(cases)(
     "a shared app controls a $name device; refreshing the share token closes it with NOT_ALLOWED while the device carries on",
     async ({ provisioned, transport }) => {
-      report()
-      const srv = server!
+      const srv = server()
       const { dashId, deviceId } = provisioned()
       const target = `${dashId}-${deviceId}`
 
-      const device = await connectDevice(provisioned().token, transport(srv))
-      devices.push(device)
-      const owner = await AppClient.connect(srv.httpsPort, srv.ca)
-      owners.push(owner)
-      expect(await owner.login(account.email, account.password)).toBe(Status.OK)
-      expect(await owner.activate(dashId)).toBe(Status.OK)
+      const device = opened.device(await connectDevice(provisioned().token, transport(srv)))
+      const owner = await activeApp(account, dashId, "owner")
 
       const { fields: [shareToken] } = await ownerAsk(owner, Command.GET_SHARE_TOKEN, [String(dashId)])
       expect(shareToken).toMatch(/^[A-Za-z0-9_-]{32}$/)

@@ -182,3 +182,23 @@ export const connectDevice = async (token: string, transport: Transport, options
   }
   return device
 }
+
+/** Resolves on the library's next `event` (with its arguments); rejects if one of `unexpected` comes first. */
+export const nextEvent = (device: Device, event: string, unexpected: ReadonlyArray<string>) =>
+  new Promise<Array<unknown>>((resolve, reject) => {
+    const listeners = new Map<string, (...args: Array<unknown>) => void>()
+    const cleanup = () => {
+      for (const [name, listener] of listeners) device.blynk.off(name, listener)
+    }
+    listeners.set(event, (...args) => {
+      cleanup()
+      resolve(args)
+    })
+    for (const name of unexpected) {
+      listeners.set(name, (...args) => {
+        cleanup()
+        reject(new Error(`'${name}' ${args.map(String).join(" ")} came before '${event}'; device events: ${device.events.join(", ")}`))
+      })
+    }
+    for (const [name, listener] of listeners) device.blynk.on(name, listener)
+  })

@@ -122,12 +122,22 @@ export const createDevice = async (dataDir: string, email: string, name: string,
   return { name, deviceId: Number(created[1]), dashId: Number(created[3]), token: token[1]! }
 }
 
-/** An account with one device per name, created in order (so device ids are 0, 1, …). */
-export const provision = async (dataDir: string, account: Account, deviceNames: ReadonlyArray<string>, databaseUrl = "") => {
+/**
+ * An account with one device per entry of `devices` (key → device name), created in order (so
+ * device ids are 0, 1, …); resolves with the devices under the same keys.
+ */
+export const provision = async <K extends string>(
+  dataDir: string,
+  account: Account,
+  devices: Readonly<Record<K, string>>,
+  databaseUrl = ""
+): Promise<Record<K, ProvisionedDevice>> => {
   await createAccount(dataDir, account, databaseUrl)
-  const devices: Array<ProvisionedDevice> = []
-  for (const name of deviceNames) devices.push(await createDevice(dataDir, account.email, name, databaseUrl))
-  return devices
+  const created = {} as Record<K, ProvisionedDevice>
+  for (const [key, name] of Object.entries(devices) as Array<[K, string]>) {
+    created[key] = await createDevice(dataDir, account.email, name, databaseUrl)
+  }
+  return created
 }
 
 export interface ServerProcess {
