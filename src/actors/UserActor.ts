@@ -14,7 +14,7 @@ import {
   findDevice
 } from "../domain/Account.ts"
 import { type AccessEvent, CommandRefused, SharedLogin, SharedLoginRefused, SharedSessionsClosed } from "../domain/Access.ts"
-import { deviceOfToken, mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
+import { deviceOfToken, mayChangeLayout, mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
 import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, type PinType } from "../domain/Pins.ts"
 import { accessStream, deviceStream } from "../domain/Streams.ts"
 import { pinModes, widgetId } from "../domain/Widgets.ts"
@@ -593,7 +593,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
         case "Execute": {
           const { peer } = message
           return Effect.gen(function*() {
-            if (peer?.shared !== undefined) {
+            if (peer !== undefined && !mayChangeLayout(principalOf(peer)) && peer.shared !== undefined) {
               // A shared app may only point a device selector of its dashboard (`vu`); the session
               // already refused the rest, this is the rule's last line.
               const scope = peer.shared.dashId

@@ -11,14 +11,12 @@ export type Principal =
   | { readonly kind: "owner" }
   /** An app logged in with a dashboard's share token. */
   | { readonly kind: "shared"; readonly dashId: number; readonly token: string }
-  /** A device connection, logged in with its token. */
-  | { readonly kind: "device"; readonly token: string }
 
 /** The dashboard a share token opens: it must be the dashboard's current token, with sharing on. */
 export const sharedDashboard = (state: AccountState, token: string): Dashboard | undefined =>
   state?.dashboards.find((d) => d.shareToken === token && isShared(d))
 
-/** The device a device token belongs to now. */
+/** The device a device token belongs to now (a device acts as itself; a bridge needs the target's token). */
 export const deviceOfToken = (state: AccountState, token: string) => {
   for (const dash of state?.dashboards ?? []) {
     const device = dash.devices.find((d) => d.token === token)
@@ -30,7 +28,7 @@ export const deviceOfToken = (state: AccountState, token: string) => {
 /**
  * May this principal write pins of `deviceId` in `dashId`? The owner: any device of its
  * dashboards. A shared app: devices of the one dashboard it was shared, while its token is the
- * current one and sharing is on. A device: only its own pins.
+ * current one and sharing is on.
  */
 export const mayControl = (state: AccountState, principal: Principal, dashId: number, deviceId: number): boolean => {
   const dash = findDashboard(state, dashId)
@@ -40,10 +38,6 @@ export const mayControl = (state: AccountState, principal: Principal, dashId: nu
       return state !== undefined
     case "shared":
       return principal.dashId === dashId && sharedDashboard(state, principal.token)?.id === dashId
-    case "device": {
-      const own = deviceOfToken(state, principal.token)
-      return own !== undefined && own.dashId === dashId && own.deviceId === deviceId
-    }
   }
 }
 
@@ -56,8 +50,6 @@ export const mayView = (state: AccountState, principal: Principal, dashId: numbe
       return true
     case "shared":
       return principal.dashId === dashId && dash.shareToken === principal.token
-    case "device":
-      return false
   }
 }
 
