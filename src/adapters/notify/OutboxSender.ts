@@ -24,6 +24,11 @@ export interface SenderOptions {
   readonly batchSize?: number | undefined
   /** Polling fallback, for notifications of new events lost while a connection was down. */
   readonly pollInterval?: Duration.Input | undefined
+  /**
+   * After a commit's notification, wait this long before reading (default 250 ms): under load
+   * every commit notifies, and one read per such spell is plenty for notifications.
+   */
+  readonly settleMillis?: number | undefined
 }
 
 const codec = EventCodec.make(NotificationEvent)
@@ -67,6 +72,7 @@ export const run = (options: SenderOptions = {}): Effect.Effect<never, never, Ma
     const concurrency = options.concurrency ?? 8
     const batchSize = options.batchSize ?? 1000
     const pollInterval = Duration.fromInputUnsafe(options.pollInterval ?? "1 second")
+    const settle = Duration.millis(options.settleMillis ?? 250)
     const mailer = yield* Mailer
     const database = yield* Database
 
@@ -173,7 +179,11 @@ export const run = (options: SenderOptions = {}): Effect.Effect<never, never, Ma
           settledSinceSave = false
         }
         if (rows.length === batchSize) continue
-        yield* Effect.raceFirst(Queue.take(wake), Queue.take(settled)).pipe(Effect.timeoutOption(pollInterval))
+        const woken = yield* Effect.raceFirst(
+          Effect.as(Queue.take(wake), "commit" as const),
+          Effect.as(Queue.take(settled), "delivered" as const)
+        ).pipe(Effect.timeoutOption(pollInterval))
+        if (woken._tag === "Some" && woken.value === "commit") yield* Effect.sleep(settle)
         yield* Queue.clear(wake)
         yield* Queue.clear(settled)
       }
