@@ -15,7 +15,9 @@ import { type RunningServer, startOnFreshStorage } from "../../support/blynkServ
 let server: RunningServer
 
 beforeAll(async () => {
-  server = await startOnFreshStorage({ messageQuota: 20 })
+  // Low enough for the flood test to reach, high enough that a test's burst of app commands
+  // within one connection's first second stays under it.
+  server = await startOnFreshStorage({ messageQuota: 60 })
 })
 afterAll(() => server.close())
 
@@ -161,9 +163,11 @@ describe("hardware protocol (protocol.md §3.2, §2.2, §2.3)", () => {
     const token = await createDevice(app, 1, 0)
     const device = await connectDevice(server, token)
     const limited = device.next((f) => f._tag === "Response" && f.status === Status.QUOTA_LIMIT)
-    // 20/s quota: ping at ~200/s until the meter's first completed second is over the limit.
+    // 60/s quota: ping at ~1,000/s until the meter's first completed second is over the limit.
     let id = 100
-    const timer = setInterval(() => device.send(Command.PING, ++id), 5)
+    const timer = setInterval(() => {
+      for (let i = 0; i < 5; i++) device.send(Command.PING, ++id)
+    }, 5)
     const quota = await limited.finally(() => clearInterval(timer))
     expect(quota.id).toBeGreaterThan(100)
     expect(device.isClosed).toBe(false)
