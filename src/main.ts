@@ -7,6 +7,9 @@ import { publicUrl, ServerConfig } from "./adapters/Config.ts"
 import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
+import { MetricsRouteFromConfig } from "./adapters/http/MetricsRoute.ts"
+import { withLogFormat } from "./adapters/Logging.ts"
+import * as LegacyApi from "./adapters/http/LegacyApi.ts"
 import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
 import * as CertificateReloader from "./adapters/net/CertificateReloader.ts"
@@ -22,6 +25,7 @@ import * as SessionEnv from "./adapters/blynk/SessionEnv.ts"
 import * as Mailer from "./adapters/notify/Mailer.ts"
 import * as RegistrationMailer from "./adapters/accounts/RegistrationMailer.ts"
 import * as OutboxSender from "./adapters/notify/OutboxSender.ts"
+import { HistoryLayer } from "./adapters/HistoryConfig.ts"
 import * as SqlEventStore from "./eventstore/SqlEventStore.ts"
 import { inlineProjections } from "./eventstore/projections/Inline.ts"
 
@@ -113,7 +117,10 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
   )))
 
 /** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
-const HttpLayer = HttpRouter.serve(Layer.merge(HealthRoute, VerifyEmailRoute)).pipe(
+/** The legacy HTTP API (protocol.md §5); its QR links point at the public URL. */
+const LegacyApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => LegacyApi.layer({ publicUrl: publicUrl(config, hostname()) })))
+
+const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig)).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
   Layer.provide(SessionsLayer),
   Layer.provide(Layer.unwrap(Effect.map(ServerConfig, (config) =>
@@ -129,7 +136,7 @@ const StoreLayer = EventStoreLayer.pipe(Layer.provide(Migrated), Layer.provideMe
 /** The notification outbox's sender, mailing through SMTP when configured. */
 const NotifyLayer = OutboxSender.layer().pipe(Layer.provide(Mailer.layer))
 
-export const ServerLayer = Layer.merge(HttpLayer, NotifyLayer).pipe(Layer.provide(StoreLayer))
+export const ServerLayer = Layer.mergeAll(HttpLayer, NotifyLayer, HistoryLayer).pipe(Layer.provide(StoreLayer))
 
 const cli = makeCli({ server: ServerLayer, database: DatabaseLayer, store: StoreLayer })
 
@@ -141,7 +148,9 @@ const signalIsCleanExit: Runtime.Teardown = (exit, onExit) =>
 export const runCli = (args: ReadonlyArray<string>) =>
   Command.runWith(cli, { version: "0.1.0" })(args.length === 0 ? ["serve"] : args).pipe(
     Effect.provide(NodeServices.layer),
-    NodeRuntime.runMain({ teardown: signalIsCleanExit })
+    // Logs (and a failure's report) as PINLEDGER_LOG_FORMAT says, so runMain's own report is off.
+    withLogFormat,
+    NodeRuntime.runMain({ teardown: signalIsCleanExit, disableErrorReporting: true })
   )
 
 if (import.meta.main) runCli(process.argv.slice(2))

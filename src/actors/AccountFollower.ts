@@ -3,6 +3,7 @@ import type { SqlClient } from "effect/sql/SqlClient"
 import { Database } from "../eventstore/Database.ts"
 import { eventsChannel } from "../eventstore/EventStore.ts"
 import { type Checkpoint, readSettledHeads, settledHorizon } from "../eventstore/Subscription.ts"
+import * as SubscriberLag from "../eventstore/SubscriberLag.ts"
 import { Directory } from "./Directory.ts"
 
 export interface AccountFollowerOptions {
@@ -29,6 +30,7 @@ export const layer = (options: AccountFollowerOptions = {}): Layer.Layer<never, 
     const follow = Effect.gen(function*() {
       const wake = yield* database.listen(eventsChannel)
       let at: Checkpoint = yield* settledHorizon
+      SubscriberLag.track(database, "account-follower", at)
       while (true) {
         const heads = yield* readSettledHeads(at, 5000)
         const last = heads.at(-1)
@@ -45,6 +47,7 @@ export const layer = (options: AccountFollowerOptions = {}): Layer.Layer<never, 
           if (actor !== undefined) yield* actor.ref.tell({ _tag: "CatchUp", version })
         }
         at = { txId: last.txId, position: last.position }
+        SubscriberLag.track(database, "account-follower", at)
       }
     })
 

@@ -23,6 +23,10 @@ export type Entry =
     readonly by: Writer
     /** Date.now() when it arrived; made into metadata only for the first entry of an append. */
     readonly at: number
+    /** The write's own time (ms) when the writer gave one (HTTP `extra/pin`): the event carries `timestamps`. */
+    readonly timestamp?: number
+    /** Called once committed (see `awaited`). */
+    readonly committed?: () => void
   }
   /**
    * Something a device connection did besides writing pins (connect, disconnect, a property),
@@ -34,7 +38,28 @@ export type Entry =
     readonly by: Writer
     readonly at: number
     readonly actor?: string
+    /** Called once committed (see `awaited`). */
+    readonly committed?: () => void
   }
+
+/**
+ * An entry with `committed` (an HTTP write, answered only after its commit) is called back once
+ * the append holding it is committed, and is appended only with consecutive entries of the same
+ * writer that are awaited too, so the event's metadata (actor, address) is its own.
+ */
+const awaited = (entry: Entry) => entry.committed !== undefined
+
+/** How many of the pending entries the next append takes. */
+const batchLength = (pending: ReadonlyArray<Entry>): number => {
+  const first = pending[0]!
+  let n = 1
+  if (awaited(first)) {
+    while (n < pending.length && awaited(pending[n]!) && pending[n]!.by === first.by) n++
+  } else {
+    while (n < pending.length && !awaited(pending[n]!)) n++
+  }
+  return n
+}
 
 const metadataOf = (entry: Entry): Metadata => ({
   actor: entry._tag === "Event" ? entry.actor ?? "device" : entry.source === "hardware" ? "device" : entry.source,
@@ -89,6 +114,19 @@ export class DeviceLog {
     if (!queue.inFlight) this.#flush(stream, queue)
   }
 
+  /** Several entries that belong together (one HTTP request's writes): queued at once, so an idle stream appends them in one go. */
+  pushAll(stream: string, entries: ReadonlyArray<Entry>) {
+    const [first, ...rest] = entries
+    if (first === undefined) return
+    let queue = this.#streams.get(stream)
+    if (queue === undefined) {
+      queue = { pending: [], inFlight: false }
+      this.#streams.set(stream, queue)
+    }
+    queue.pending.push(first, ...rest)
+    if (!queue.inFlight) this.#flush(stream, queue)
+  }
+
   /** Resolves once nothing is pending or in flight (for shutdown and tests). */
   readonly idle: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (this.#streams.size === 0) resume(Effect.void)
@@ -96,8 +134,9 @@ export class DeviceLog {
   })
 
   #flush(stream: string, queue: StreamQueue) {
-    const entries = queue.pending
-    queue.pending = []
+    const take = batchLength(queue.pending)
+    const entries = take === queue.pending.length ? queue.pending : queue.pending.slice(0, take)
+    queue.pending = take === queue.pending.length ? [] : queue.pending.slice(take)
     queue.inFlight = true
     const started = Date.now()
     this.#run(append(stream, entries), (exit) => {
@@ -107,6 +146,7 @@ export class DeviceLog {
         setTimeout(() => this.#flush(stream, queue), this.#retryMillis)
         return
       }
+      for (const entry of entries) entry.committed?.()
       if (queue.pending.length > 0) {
         const wait = started + this.#intervalMillis - Date.now()
         if (wait <= 0) return this.#flush(stream, queue)
@@ -123,11 +163,20 @@ export class DeviceLog {
   }
 }
 
+/** Consecutive writes of one device and source; `timestamps` only when each write came with its own time. */
+interface Run {
+  dashId: number
+  deviceId: number
+  source: Source
+  writes: Array<PinWrite>
+  timestamps?: Array<number>
+}
+
 /**
  * `PinsWritten` as its codec would write it (`_tag` and the fields; tuples as arrays), built by
  * hand: this is the hot path, and the replay tests read it back through the codec.
  */
-const pinsWritten = (run: { dashId: number; deviceId: number; source: Source; writes: Array<PinWrite> }): NewEvent => ({
+const pinsWritten = (run: Run): NewEvent => ({
   type: "PinsWritten",
   schemaVersion: 1,
   data: { _tag: "PinsWritten", ...run }
@@ -145,7 +194,7 @@ const append = (stream: string, entries: ReadonlyArray<Entry>) =>
 
 const toEvents = (entries: ReadonlyArray<Entry>): Array<DeviceEvent | AccessEvent | NewEvent> => {
   const events: Array<DeviceEvent | AccessEvent | NewEvent> = []
-  let run: { dashId: number; deviceId: number; source: Source; writes: Array<PinWrite> } | undefined
+  let run: Run | undefined
   const close = () => {
     if (run) events.push(pinsWritten(run))
     run = undefined
@@ -158,12 +207,14 @@ const toEvents = (entries: ReadonlyArray<Entry>): Array<DeviceEvent | AccessEven
     }
     if (
       run === undefined || run.dashId !== entry.dashId || run.deviceId !== entry.deviceId || run.source !== entry.source ||
-      run.writes.length >= MAX_WRITES
+      run.writes.length >= MAX_WRITES || (entry.timestamp === undefined) !== (run.timestamps === undefined)
     ) {
       close()
       run = { dashId: entry.dashId, deviceId: entry.deviceId, source: entry.source, writes: [] }
+      if (entry.timestamp !== undefined) run.timestamps = []
     }
     run.writes.push(entry.write)
+    if (entry.timestamp !== undefined) run.timestamps?.push(entry.timestamp)
   }
   close()
   return events

@@ -21,6 +21,10 @@ export interface DeviceNotify {
   readonly body: string
   /** Called when the request is refused: the connection's slot for this kind was not used up. */
   readonly refused: () => void
+  /** Who asked, for the event's metadata; "device" by default ("http" for the HTTP API). */
+  readonly actor?: string
+  /** Called once the accepted request is in the log (true), or was dropped as invalid (false). */
+  readonly committed?: (ok: boolean) => void
 }
 
 export interface NotifyOptions {
@@ -59,7 +63,11 @@ export const make = (accountStream: string, options: NotifyOptions = {}) =>
       Effect.catch((error) => Effect.as(Effect.logWarning(`notifications: cannot count today's e-mails of ${stream}`, error), 0))
     )
 
-    const pending: Array<{ readonly event: NotificationRequested; readonly metadata: Metadata }> = []
+    const pending: Array<{
+      readonly event: NotificationRequested
+      readonly metadata: Metadata
+      readonly committed: ((ok: boolean) => void) | undefined
+    }> = []
     let inFlight = false
     let waiting: Array<() => void> = []
 
@@ -84,6 +92,7 @@ export const make = (accountStream: string, options: NotifyOptions = {}) =>
             }
             runCallback(Effect.logError(`notifications: request ${next.event.requestId} dropped`, error))
           }
+          next.committed?.(Exit.isSuccess(exit))
           pending.shift()
           flush()
         }
@@ -119,7 +128,8 @@ export const make = (accountStream: string, options: NotifyOptions = {}) =>
       if (decided.kind === "email") emailsToday++
       pending.push({
         event: decided,
-        metadata: { actor: "device", session: peer.session, remoteAddress: peer.remote, time: new Date(now).toISOString() }
+        metadata: { actor: message.actor ?? "device", session: peer.session, remoteAddress: peer.remote, time: new Date(now).toISOString() },
+        committed: message.committed
       })
       if (!inFlight) flush()
       peer.send({ _tag: "Status", id: message.id, status: "ok" })

@@ -12,6 +12,7 @@ import {
 import type { Metadata } from "../eventstore/Event.ts"
 import * as EventCodec from "../eventstore/EventCodec.ts"
 import type { EventStore } from "../eventstore/EventStore.ts"
+import * as ThrottleMetrics from "./ThrottleMetrics.ts"
 
 const log = EventCodec.typed(EventCodec.make(ThrottleEvent))
 
@@ -82,7 +83,9 @@ export const layer = (settings: ThrottleSettings, cacheLimit = CACHE_LIMIT): Lay
       const blocked = (kind: ThrottleKind, address: string) =>
         Effect.gen(function*() {
           const state = yield* stateOf(kind, address)
-          return isBlocked(state, yield* Clock.currentTimeMillis)
+          const refused = isBlocked(state, yield* Clock.currentTimeMillis)
+          if (refused) yield* ThrottleMetrics.recordRefused(kind)
+          return refused
         }).pipe(Effect.catch((error) => Effect.as(Effect.logWarning(`throttle: cannot read ${address}`, error), false)))
 
       const fail = (kind: ThrottleKind, address: string, identity: string, metadata: Metadata) =>
@@ -96,6 +99,7 @@ export const layer = (settings: ThrottleSettings, cacheLimit = CACHE_LIMIT): Lay
           states.set(`${kind}|${address}`, next)
           prune(at)
           const now = isBlocked(next, at)
+          yield* ThrottleMetrics.recordFailure(kind, now && !isBlocked(state, at))
           if (now && !isBlocked(state, at)) yield* Effect.logWarning(`throttle: ${address} blocked for ${kind === "login" ? "app and share" : "hardware"} logins until ${new Date(next.blockedUntil).toISOString()}`)
           return now
         })).pipe(Effect.catch((error) => Effect.as(Effect.logWarning(`throttle: cannot record a failure of ${address}`, error), false)))

@@ -26,6 +26,7 @@ import { loadPinState } from "../eventstore/projections/PinState.ts"
 import * as Actor from "./Actor.ts"
 import * as AccountLog from "./AccountLog.ts"
 import { DeviceLog } from "./DeviceLog.ts"
+import * as HttpWrites from "./HttpWrites.ts"
 import * as Notify from "./Notify.ts"
 import type { AppNotice, AppPeer, DevicePeer } from "./Peer.ts"
 
@@ -120,6 +121,8 @@ export type UserMessage =
    */
   | { readonly _tag: "CatchUp"; readonly version: number }
   | Notify.DeviceNotify
+  /** A pin write or widget property through the HTTP API, replied to once committed (HttpWrites.ts). */
+  | HttpWrites.HttpMessage
 
 export interface UserActor {
   readonly stream: string
@@ -212,6 +215,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       if (closed > 0) record(new SharedSessionsClosed({ dashId, sessions: closed, reason }), by)
     }
     const socketsOf = (dashId: number, deviceId: number) => devices.get(deviceKey(dashId, deviceId))
+    const http: HttpWrites.HttpWriteContext = { accountStream: stream, deviceLog, socketsOf, toApps }
 
     /** A device's pin write (its own, or a bridge's in its name): stored, logged, shown to the apps of an active project. */
     const deviceWrote = (state: UserState, dashId: number, deviceId: number, write: PinWrite, id: number, body: Uint8Array, by: DevicePeer) => {
@@ -280,8 +284,8 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           const { state: next, events } = decided
           if (events.length === 0) return { state: current, result: { account: next!, events } }
           // A deletion must come after the pin writes already handed to the device log, or they
-          // would land after it and outlive it in the pin state.
-          if (events.some((e) => e._tag === "DeviceDeleted" || e._tag === "DashboardDeleted")) yield* deviceLog.idle
+          // would land after it and outlive it in the pin state (and the history).
+          if (events.some((e) => e._tag === "DeviceDeleted" || e._tag === "DashboardDeleted" || e._tag === "GraphDataDeleted")) yield* deviceLog.idle
           const appended = yield* accountLog.append(stream, current.version === 0 ? "noStream" : current.version, events, metadata).pipe(
             Effect.catchIf((e): e is WrongExpectedVersion => e instanceof WrongExpectedVersion && attempt < 3, () => Effect.succeed(undefined))
           )
@@ -454,6 +458,10 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
         }
         case "DeviceNotify":
           notifier.handle(state.account, message)
+          return state
+        case "HttpWrite":
+        case "HttpProperty":
+          HttpWrites.handle(state.account, state.pins, message, http)
           return state
         case "DeviceRtc": {
           // protocol.md §2.3: answered only when the project has an RTC widget.

@@ -10,6 +10,9 @@ const Positive = (name: string) => Config.schema(Schema.NumberFromString.pipe(Sc
 /** A whole number of at least 0. */
 const NonNegative = (name: string) => Config.schema(Schema.NumberFromString.pipe(Schema.decodeTo(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))), name)
 
+/** PINLEDGER_LOG_FORMAT: how logs are written (Logging.ts), for the server and the CLI alike. */
+export const LogFormat = Config.schema(Schema.Literals(["text", "json"]), "PINLEDGER_LOG_FORMAT").pipe(Config.withDefault("text" as const))
+
 export const ServerConfig = Config.all({
   httpPort: Config.Port("PINLEDGER_HTTP_PORT").pipe(Config.withDefault(8080)),
   httpsPort: Config.Port("PINLEDGER_HTTPS_PORT").pipe(Config.withDefault(9443)),
@@ -44,7 +47,9 @@ export const ServerConfig = Config.all({
   ).pipe(Config.withDefault(65_535)),
   maxAppBody: Positive("PINLEDGER_MAX_APP_BODY").pipe(Config.withDefault(1024 * 1024)),
   maxWidgetJsonKb: Positive("PINLEDGER_MAX_WIDGET_JSON_KB").pipe(Config.withDefault(20)),
-  maxDashboardJsonKb: Positive("PINLEDGER_MAX_DASHBOARD_JSON_KB").pipe(Config.withDefault(256))
+  maxDashboardJsonKb: Positive("PINLEDGER_MAX_DASHBOARD_JSON_KB").pipe(Config.withDefault(256)),
+  metrics: Config.schema(Schema.Literals(["on", "off"]), "PINLEDGER_METRICS").pipe(Config.withDefault("on" as const)),
+  logFormat: LogFormat
 })
 export type ServerConfig = Config.Success<typeof ServerConfig>
 

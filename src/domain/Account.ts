@@ -1,4 +1,6 @@
 import { Schema } from "effect"
+import { chartStreams } from "./Graphs.ts"
+import { PinTypeSchema } from "./Pins.ts"
 import { type JsonObject, type Widget, widgetId, widgetType } from "./Widgets.ts"
 
 /**
@@ -115,6 +117,12 @@ export class CloneCodeIssued extends Schema.TaggedClass<CloneCodeIssued>()("Clon
   code: Token,
   layout: Json
 }) {}
+/** DELETE_ENHANCED_GRAPH_DATA: the history of these pins (`[deviceId, pinType, pin]`, a chart's data streams) is gone. */
+export class GraphDataDeleted extends Schema.TaggedClass<GraphDataDeleted>()("GraphDataDeleted", {
+  dashId: DashId,
+  widgetId: Schema.Number,
+  pins: Schema.Array(Schema.Tuple([DeviceId, PinTypeSchema, Schema.Int]))
+}) {}
 
 /** A password reset was asked for (RESET_PASSWORD `start`); it voids the token of any earlier one. */
 export class PasswordResetRequested extends Schema.TaggedClass<PasswordResetRequested>()("PasswordResetRequested", {
@@ -158,7 +166,8 @@ export const AccountEvent = Schema.Union([
   PasswordResetRequested,
   PasswordChanged,
   EmailVerificationRequested,
-  EmailVerified
+  EmailVerified,
+  GraphDataDeleted
 ])
 export type AccountEvent = typeof AccountEvent.Type
 
@@ -264,6 +273,8 @@ export type AccountCommand =
   | { readonly _tag: "RefreshShareToken"; readonly dashId: number; readonly token: string }
   | { readonly _tag: "SetSharing"; readonly dashId: number; readonly on: boolean }
   | { readonly _tag: "IssueCloneCode"; readonly dashId: number; readonly code: string }
+  /** The history of a Superchart's data streams (one stream with `streamIndex`), `targetId` as in the request. */
+  | { readonly _tag: "DeleteGraphData"; readonly dashId: number; readonly widgetId: number; readonly targetId?: number; readonly streamIndex?: number }
   /** A new reset token (its digest); an older one is void from then on. */
   | { readonly _tag: "RequestPasswordReset"; readonly tokenDigest: string; readonly expiresAt: number }
   /** Decides nothing: refused unless the token is the current, unexpired, unused one. */
@@ -519,6 +530,15 @@ export const decide = (state: AccountState, command: AccountCommand, limits: Lim
         valid(Token, command.code)
           ? [new CloneCodeIssued({ dashId: dash.id, code: command.code, layout: cloneLayout(dash) })]
           : reject("InvalidInput", "bad clone code"))
+    case "DeleteGraphData":
+      return withDashboard(state, command.dashId, (_, dash) => {
+        const streams = chartStreams(dash, command.widgetId, command.targetId)
+        if (streams === undefined) return reject("UnknownWidget", `no chart ${command.widgetId}`)
+        const chosen = command.streamIndex === undefined ? streams : streams.slice(command.streamIndex, command.streamIndex + 1)
+        if (command.streamIndex !== undefined && chosen.length === 0) return reject("InvalidInput", `no data stream ${command.streamIndex}`)
+        const pins = new Map(chosen.flatMap((s) => s.sources).map((p) => [`${p.deviceId}-${p.pinType}${p.pin}`, [p.deviceId, p.pinType, p.pin] as const]))
+        return pins.size === 0 ? [] : [new GraphDataDeleted({ dashId: dash.id, widgetId: command.widgetId, pins: [...pins.values()] })]
+      })
     case "RequestPasswordReset": {
       if (state === undefined) return reject("NotRegistered", "no such account")
       if (!validPending(command)) return reject("InvalidInput", "bad token digest or expiry")
@@ -638,6 +658,7 @@ export const evolve = (state: AccountState, event: AccountEvent): AccountState =
     case "SharingSwitched":
       return mapDash(state, event.dashId, (d) => ({ ...d, settings: { ...d.settings, isShared: event.on } }))
     case "CloneCodeIssued":
+    case "GraphDataDeleted":
       return state
     case "PasswordResetRequested":
       return state && { ...state, passwordReset: { tokenDigest: event.tokenDigest, expiresAt: event.expiresAt } }

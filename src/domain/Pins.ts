@@ -23,7 +23,13 @@ export class PinsWritten extends Schema.TaggedClass<PinsWritten>()("PinsWritten"
   dashId: Schema.Int,
   deviceId: Schema.Int,
   source: Source,
-  writes: Schema.Array(PinWrite)
+  writes: Schema.Array(PinWrite),
+  /**
+   * Each write's own time in epoch ms, parallel to `writes`, when the writer gave one (HTTP
+   * `extra/pin`); otherwise the event's time is the writes' time. The last write of a pin is
+   * still its current value.
+   */
+  timestamps: Schema.optional(Schema.Array(Schema.Number))
 }) {}
 export class PropertySet extends Schema.TaggedClass<PropertySet>()("PropertySet", {
   dashId: Schema.Int,

@@ -15,6 +15,7 @@ import {
 import type { Database } from "./Database.ts"
 import { EventStore, eventsChannel } from "./EventStore.ts"
 import { migrate } from "./Migrations.ts"
+import * as StoreMetrics from "./StoreMetrics.ts"
 
 export interface SqlEventStoreOptions {
   /** Most appends one group-commit transaction takes. */
@@ -314,6 +315,7 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
       return Effect.asVoid(turn.release(1))
     })
     const batch = yield* Queue.takeBetween(queue, 1, maxBatch).pipe(Effect.onError(() => passTurn))
+    const startedAt = performance.now()
     yield* settle(batch, passTurn).pipe(
       // Nothing may stop a writer: whatever escapes fails this batch's callers, then on to the next.
       Effect.catchCause((cause) =>
@@ -324,6 +326,7 @@ export const make = Effect.fn("SqlEventStore.make")(function*(options: SqlEventS
       ),
       Effect.ensuring(passTurn)
     )
+    yield* StoreMetrics.recordCommit(batch.length, startedAt)
   }).pipe(
     Effect.forever,
     Effect.catchIf(Cause.isDone, () => Effect.void)

@@ -5,6 +5,7 @@ import { CheckpointConflict } from "./Errors.ts"
 import type { RecordedEvent } from "./Event.ts"
 import { eventsChannel } from "./EventStore.ts"
 import { eventColumns, type EventRow, toRecorded } from "./SqlEventStore.ts"
+import * as SubscriberLag from "./SubscriberLag.ts"
 
 /**
  * Where a subscriber stands: the last delivered event's (transaction id, position).
@@ -112,6 +113,7 @@ export const run = <E, R>(options: SubscriptionOptions<E, R>): Effect.Effect<nev
       // Listen before the first read, so that no commit between read and wait goes unnoticed.
       const wake = yield* database.listen(eventsChannel)
       let at = yield* loadCheckpoint(options.name)
+      SubscriberLag.track(database, options.name, at)
       while (true) {
         const events = yield* readSettled(at, batchSize)
         const last = events.at(-1)
@@ -123,6 +125,7 @@ export const run = <E, R>(options: SubscriptionOptions<E, R>): Effect.Effect<nev
         const next = { txId: last.txId, position: last.position }
         yield* sql.withTransaction(options.handle(events).pipe(Effect.andThen(saveCheckpoint(options.name, at, next))))
         at = next
+        SubscriberLag.track(database, options.name, at)
       }
     })
 

@@ -48,7 +48,9 @@ const postgres = (url: string): Backend => ({
       adminQuery(url, `CREATE SCHEMA ${schema}`),
       () => adminQuery(url, `DROP SCHEMA ${schema} CASCADE`).pipe(Effect.ignore)
     )
-    return { layer: PgDatabase.layer({ url, maxConnections: 4, startupParameters: { search_path: schema } }) }
+    // Each log follower (account follower, notification sender, pin history) holds a connection
+    // for LISTEN; the group commit writers and readers need the rest.
+    return { layer: PgDatabase.layer({ url, maxConnections: 10, startupParameters: { search_path: schema } }) }
   })
 })
 

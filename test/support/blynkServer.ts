@@ -13,6 +13,8 @@ import * as BlynkEndpoints from "../../src/adapters/blynk/Endpoints.ts"
 import * as SessionEnv from "../../src/adapters/blynk/SessionEnv.ts"
 import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "../../src/adapters/http/VerifyEmailRoute.ts"
+import { MetricsRoute } from "../../src/adapters/http/MetricsRoute.ts"
+import * as LegacyApi from "../../src/adapters/http/LegacyApi.ts"
 import * as Mailer from "../../src/adapters/notify/Mailer.ts"
 import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
@@ -22,6 +24,7 @@ import type { Storage } from "./backends.ts"
 import { backends, storeLayer } from "./backends.ts"
 import { HttpServer } from "effect/http"
 import { inlineProjections } from "../../src/eventstore/projections/Inline.ts"
+import * as PinHistory from "../../src/eventstore/projections/PinHistory.ts"
 
 /** A self-signed certificate, made once per test file. */
 let certificate: Promise<Certificates.Certificate> | undefined
@@ -85,9 +88,12 @@ export const startBlynkServer = async (
       TlsListener.layerWith({ port: 0, host: "127.0.0.1", cert, key, hardware: endpoints.hardware, app: endpoints.app })
     )
   }))
-  const All = HttpRouter.serve(Layer.merge(HealthRoute, VerifyEmailRoute), { disableLogger: true, disableListenLog: true }).pipe(
+  const Routes = Layer.mergeAll(HealthRoute, VerifyEmailRoute, MetricsRoute, LegacyApi.layer({ publicUrl: settings.publicUrl ?? "https://localhost:9443" }))
+  const All = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(Listeners),
     Layer.provideMerge(Sessions),
+    // The pin history follows the log as in the server (GET_ENHANCED_GRAPH_DATA reads it).
+    Layer.merge(PinHistory.layer({ pollInterval: "200 millis" })),
     Layer.provide(layerHttpHandoff),
     Layer.provide(NodeHttpServer.layerHttpServices),
     Layer.provideMerge(Store),

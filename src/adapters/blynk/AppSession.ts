@@ -25,6 +25,8 @@ import { mailVerification, newVerification, renewIfExpired, type VerificationSet
 import { handleResetRequest, parseResetRequest } from "../accounts/PasswordReset.ts"
 import { Command, commandName } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
+import { graphData, parseGraphDelete, parseGraphRequest } from "./GraphData.ts"
+import { chartStreams } from "../../domain/Graphs.ts"
 import { APP_HEADER, bodyFields, bodyText, encodeApp, encodeDashWs, type Frame, fromFields, type Message, response } from "./Frame.ts"
 import { appDecoder, decodeDashWs, type FrameDecoder } from "./FrameDecoder.ts"
 import { IllegalCommand, parseAppHardware } from "./HardwareBody.ts"
@@ -33,6 +35,7 @@ import { Delivery } from "./Delivery.ts"
 import { defaultSizeLimits, type SessionEnv, type SizeLimits, type Watched } from "./SessionEnv.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
+import { type ConnectionCounters, counters, shareLogin } from "../metrics/Counters.ts"
 
 /** One registration at a time in this process, so two "first accounts" cannot both pass the closed check. */
 const registrations = Semaphore.makeUnsafe(1)
@@ -128,6 +131,8 @@ export class AppSession {
   #actor: UserActor | undefined
   #peer: AppPeer | undefined
   #email = ""
+  /** This connection's counters (metrics/Counters.ts): an app's, or a shared app's after SHARE_LOGIN. */
+  #counters: ConnectionCounters = counters.app
 
   constructor(env: SessionEnv["Service"], framing: "app" | "dashws", attach: (events: TransportEvents) => Transport) {
     this.#env = env
@@ -139,6 +144,7 @@ export class AppSession {
     this.#watch = { lastSeen: Date.now(), idleMs: env.settings.appIdleSeconds * 1000, onIdle: () => this.close("idle timeout") }
     env.sweeper.add(this.#watch)
     this.#delivery = new Delivery(env, () => this.#transport)
+    this.#counters.open++
     this.#transport = attach({ data: (chunk) => this.#receive(chunk), closed: () => this.#closed() })
   }
 
@@ -164,6 +170,7 @@ export class AppSession {
   #closed() {
     if (this.#state === "closed") return
     this.#state = "closed"
+    this.#counters.open--
     this.#env.sweeper.remove(this.#watch)
     if (this.#actor && this.#peer) this.#deliver({ _tag: "AppDetach", peer: this.#peer })
   }
@@ -171,7 +178,8 @@ export class AppSession {
   #write(frame: Frame) {
     const bytes = this.#framing === "app" ? encodeApp(frame) : encodeDashWs(frame)
     if (bytes instanceof Error) return this.#env.log("warn", `app ${this.remote}: not sent: ${bytes.message}`)
-    this.#transport?.write(bytes)
+    if (this.#transport?.write(bytes) === true) this.#counters.sent++
+    else this.#counters.notSent++
   }
 
   #status(id: number, status: StatusMeaning) {
@@ -196,6 +204,7 @@ export class AppSession {
       frames = frame instanceof Error ? [] : [frame]
       error = frame instanceof Error ? frame : undefined
     }
+    this.#counters.received += frames.length
     for (const frame of frames) {
       if (this.#now() === "closed") return
       if (this.#now() === "busy") this.#queued.push(frame)
@@ -228,6 +237,7 @@ export class AppSession {
   #handle(frame: Frame) {
     const decision = this.#meter.onFrame(Date.now())
     if (decision !== "accept") {
+      this.#counters.overQuota++
       if (decision === "dropAndNotify") this.#status(frame.id, "quotaLimit")
       return
     }
@@ -393,6 +403,7 @@ export class AppSession {
     }
     this.#actor = exit.value.actor
     this.#peer = exit.value.peer
+    if (exit.value.peer.shared !== undefined) this.#counters = shareLogin()
     this.#email = email
     this.#status(id, "ok")
     this.#resume("ready")
@@ -450,7 +461,11 @@ export class AppSession {
     if (this.#state === "closed") return
     switch (notice._tag) {
       case "DeviceWrite": {
-        if (this.#framing === "app") return void this.#transport?.write(encodeForward(notice.id, notice.dashId, notice.deviceId, notice.body))
+        if (this.#framing === "app") {
+          if (this.#transport?.write(encodeForward(notice.id, notice.dashId, notice.deviceId, notice.body)) === true) this.#counters.sent++
+          else this.#counters.notSent++
+          return
+        }
         const prefix = encoder.encode(`${notice.dashId}-${notice.deviceId}\0`)
         const body = new Uint8Array(prefix.length + notice.body.length)
         body.set(prefix)
@@ -529,6 +544,28 @@ export class AppSession {
   }
 
   /** For a shared app: the dashboard named in a body must be the one it was shared. */
+  /** GET_ENHANCED_GRAPH_DATA (protocol.md §7.3): the chart's streams from the history (GraphData.ts); none → NO_DATA. */
+  #graphData(id: number, fields: ReadonlyArray<string>) {
+    const request = parseGraphRequest(fields)
+    if (request === undefined) throw new BadRequest("illegalCommand")
+    if (!this.#inScope(request.dashId)) return this.#refuse(id, `GET_ENHANCED_GRAPH_DATA ${request.dashId}`)
+    const stream = this.#actor!.stream
+    this.#read(id, (_, account) => {
+      const dash = findDashboard(account, request.dashId)
+      const streams = dash && chartStreams(dash, request.widgetId, request.targetId)
+      if (streams === undefined) throw new BadRequest("illegalCommand")
+      this.#env.run(graphData(stream, request, streams, Date.now()), (exit) => {
+        if (this.#now() === "closed") return
+        if (Exit.isFailure(exit)) {
+          this.#env.log("warn", `app ${this.remote}: graph data failed: ${exit.cause}`)
+          return this.#status(id, "serverError")
+        }
+        if (exit.value === undefined) return this.#status(id, "noData")
+        this.#reply(Command.GET_ENHANCED_GRAPH_DATA, id, exit.value)
+      })
+    })
+  }
+
   #inScope(dashId: number) {
     const scope = this.#peer?.shared
     return scope === undefined || scope.dashId === dashId
@@ -798,6 +835,12 @@ export class AppSession {
         )
       }
       case Command.GET_PROJECT_BY_CLONE_CODE: return this.#projectByCloneCode(id, fields())
+      case Command.GET_ENHANCED_GRAPH_DATA: return this.#graphData(id, fields())
+      case Command.DELETE_ENHANCED_GRAPH_DATA: {
+        const request = parseGraphDelete(fields())
+        if (request === undefined) throw new BadRequest("illegalCommand")
+        return this.#execute(id, () => [{ _tag: "DeleteGraphData", ...request }])
+      }
       case Command.LOGOUT:
         this.#status(id, "ok")
         return this.close("")

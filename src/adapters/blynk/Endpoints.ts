@@ -5,6 +5,7 @@ import { AppSession } from "./AppSession.ts"
 import { HardwareSession } from "./HardwareSession.ts"
 import { SessionEnv } from "./SessionEnv.ts"
 import { fromSocket, fromWebSocket } from "./Transport.ts"
+import { trackWebSocket } from "../metrics/Counters.ts"
 
 /** Where the listeners hand Blynk connections: raw sockets after sniffing, and the WebSocket paths. */
 export class BlynkEndpoints extends Context.Service<BlynkEndpoints, {
@@ -27,9 +28,11 @@ export const layer: Layer.Layer<BlynkEndpoints, never, SessionEnv | HttpHandoff>
     const { webSockets } = yield* HttpHandoff
     webSockets.set("/dashws", (ws, request, secure) => {
       if (!secure) return ws.close(1008, "/dashws is served on the TLS port only")
+      trackWebSocket(ws, "app")
       new AppSession(env, "dashws", (events) => fromWebSocket(ws, remoteOf(request.socket.remoteAddress, request.socket.remotePort), () => events))
     })
     webSockets.set("/websocket", (ws, request, secure) => {
+      trackWebSocket(ws, "hardware")
       // protocol.md §3.5: over TLS the WebSocket idle timeout has no ×2.3 factor.
       new HardwareSession(
         env,

@@ -12,6 +12,7 @@ import { IllegalCommand, parseHardware, parseInternal } from "./HardwareBody.ts"
 import { Delivery } from "./Delivery.ts"
 import { NotificationGate } from "./NotificationGate.ts"
 import { defaultSizeLimits, type SessionEnv, type Watched } from "./SessionEnv.ts"
+import { counters } from "../metrics/Counters.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
 
@@ -61,6 +62,7 @@ export class HardwareSession {
     this.#idleFactor = factor
     env.sweeper.add(this.#watch)
     this.#delivery = new Delivery(env, () => this.#transport)
+    counters.hardware.open++
     this.#transport = attach({ data: (chunk) => this.#receive(chunk), closed: () => this.#closed() })
   }
   readonly #idleFactor: number
@@ -88,6 +90,7 @@ export class HardwareSession {
   #closed() {
     if (this.#state === "closed") return
     this.#state = "closed"
+    counters.hardware.open--
     this.#env.sweeper.remove(this.#watch)
     if (this.#actor && this.#peer) this.#deliver({ _tag: "DeviceLogout", peer: this.#peer })
   }
@@ -95,7 +98,8 @@ export class HardwareSession {
   #write(frame: Frame) {
     const bytes = encodeHardware(frame)
     if (bytes instanceof Error) return this.#env.log("warn", `device ${this.remote}: not sent: ${bytes.message}`)
-    this.#transport?.write(bytes)
+    if (this.#transport?.write(bytes) === true) counters.hardware.sent++
+    else counters.hardware.notSent++
   }
 
   #status(id: number, status: number) {
@@ -106,6 +110,7 @@ export class HardwareSession {
     if (this.#state === "closed") return
     this.#watch.lastSeen = Date.now()
     const { frames, error } = this.#decoder.push(chunk)
+    counters.hardware.received += frames.length
     try {
       for (const frame of frames) {
         if (this.#now() === "closed") return
@@ -121,6 +126,7 @@ export class HardwareSession {
   #handle(frame: Frame) {
     const decision = this.#meter.onFrame(Date.now())
     if (decision !== "accept") {
+      counters.hardware.overQuota++
       if (decision === "dropAndNotify") this.#status(frame.id, statusCode("quotaLimit"))
       return
     }

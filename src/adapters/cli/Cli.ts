@@ -11,6 +11,7 @@ import type { Metadata } from "../../eventstore/Event.ts"
 import type { EventStore } from "../../eventstore/EventStore.ts"
 import { ServerConfig } from "../Config.ts"
 import { clientPasswordHash, hashPassword, newToken } from "../security/Passwords.ts"
+import { makeOpsCommands } from "./OpsCommands.ts"
 
 /** What the commands run on, chosen by the composition root. */
 export interface CliLayers<E, ES> {
@@ -115,7 +116,8 @@ export const makeCli = <E, ES>(layers: CliLayers<E, ES>) => {
       serve,
       migrateCommand,
       Command.make("account").pipe(Command.withDescription("Accounts."), Command.withSubcommands([accountCreate])),
-      Command.make("device").pipe(Command.withDescription("Devices."), Command.withSubcommands([deviceCreate, deviceReprovision]))
+      Command.make("device").pipe(Command.withDescription("Devices."), Command.withSubcommands([deviceCreate, deviceReprovision])),
+      ...makeOpsCommands(layers.database)
     ])
   )
 }

@@ -8,6 +8,7 @@ import * as EventCodec from "../../eventstore/EventCodec.ts"
 import { type EventStore, eventsChannel } from "../../eventstore/EventStore.ts"
 import { readOutboxPage, resultsOf } from "../../eventstore/OutboxQueries.ts"
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from "../../eventstore/Subscription.ts"
+import * as SubscriberLag from "../../eventstore/SubscriberLag.ts"
 import { Mailer, preview } from "./Mailer.ts"
 
 export interface SenderOptions {
@@ -140,6 +141,7 @@ export const run = (options: SenderOptions = {}): Effect.Effect<never, never, Ma
       const settled = yield* Queue.unbounded<void>()
       const permits = yield* Semaphore.make(concurrency)
       let read = yield* loadCheckpoint(name)
+      SubscriberLag.track(database, name, read)
       let saved = read
       let savedAt = Date.now()
       let settledSinceSave = false
@@ -170,6 +172,7 @@ export const run = (options: SenderOptions = {}): Effect.Effect<never, never, Ma
             scope
           )
         }
+        SubscriberLag.track(database, name, read)
         while (inFlight[0]?.done === true) inFlight.shift()
         const safe = inFlight[0]?.before ?? read
         if (!same(safe, saved) && (settledSinceSave || Date.now() - savedAt >= SAVE_EVERY_MS)) {

@@ -9,8 +9,13 @@ import { PinState } from "./PinState.ts"
 /** Every projection the server keeps in the append's transaction. */
 export const inlineProjections: ReadonlyArray<InlineProjection> = [DeviceTokens, PinState, Permissions, AccountTokens]
 
-/** Events handed to a projection at once while rebuilding. */
-const CHUNK = 1000
+/**
+ * Events handed to a projection at once while rebuilding. Large (a chunk of pin writes is some
+ * tens of MB): each chunk rewrites the same rows (a pin's value), and inside the rebuild's one
+ * transaction every rewrite leaves a row version that later lookups walk past, so few chunks are
+ * far faster than many (1,000 at a time took 70 s for 385,000 events; 50,000 at a time, 3 s).
+ */
+const CHUNK = 50_000
 
 /**
  * Empties a projection's tables and applies the whole log to it again, in one transaction: what

@@ -1,0 +1,747 @@
+import { Cause, Clock, Duration, Effect, Exit, Layer, Queue } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { DashboardDeleted, DeviceDeleted, GraphDataDeleted } from "../../domain/Account.ts"
+import { bucketOf, type Granularity } from "../../domain/Graphs.ts"
+import type { PinType } from "../../domain/Pins.ts"
+import { Database } from "../Database.ts"
+import type { RecordedEvent } from "../Event.ts"
+import * as SqlArrays from "../SqlArrays.ts"
+import * as Subscription from "../Subscription.ts"
+import { decoder } from "./Decode.ts"
+
+/**
+ * The `pin_history` projection (DESIGN.md): every written value with its time (raw samples,
+ * strings included), and minute, hour and day rollups (sum, min, max, count: the average is
+ * sum / count) of the numeric ones, per (account, dashboard, device, pin type, pin). It follows
+ * the settled log with a checkpoint of its own, so it lags the log a little and never slows an
+ * append; `rebuild` empties it and replays the log into it.
+ *
+ * Tables (migration "pin history"): `pl_history_series` names each pin once (a small integer id,
+ * so the big tables stay narrow); `pl_history_raw` (series, ts) and the rollups keyed by
+ * (series, bucket start), so a chart's window is one range scan of the primary key.
+ *
+ * Rollups are folded in JavaScript, value after value in log order, starting from the stored
+ * row: a rebuild then computes bit for bit the same sums as the live projection, whatever the
+ * batch boundaries were (floating-point addition is not associative).
+ */
+
+export const name = "pin-history"
+
+/** NOTIFY channel signalled at each commit of the projection (`awaitCaughtUp` listens to it). */
+export const channel = "pl_history"
+
+export const rollupTables: Readonly<Record<Granularity, string>> = {
+  minute: "pl_history_minute",
+  hour: "pl_history_hour",
+  day: "pl_history_day"
+}
+
+/** Every table the projection alone writes, emptied by `rebuild`. */
+export const tables = ["pl_history_series", "pl_history_raw", "pl_history_minute", "pl_history_hour", "pl_history_day"] as const
+
+/** The event types it reads. */
+export const eventTypes: ReadonlySet<string> = new Set(["PinsWritten", "DeviceDeleted", "DashboardDeleted", "GraphDataDeleted"])
+
+/** How many days each table keeps (0 = for ever); older rows go at the next cleanup. */
+export interface Retention {
+  readonly rawDays: number
+  readonly minuteDays: number
+  readonly hourDays: number
+  readonly dayDays: number
+}
+
+export const defaultRetention: Retention = { rawDays: 7, minuteDays: 30, hourDays: 365, dayDays: 0 }
+
+const DAY = 86_400_000
+
+interface Cutoffs {
+  readonly raw: number
+  readonly minute: number
+  readonly hour: number
+  readonly day: number
+}
+
+/** The oldest time (raw) or bucket start (rollups) each table keeps at `now`. */
+const cutoffsAt = (retention: Retention, now: number): Cutoffs => {
+  const cut = (days: number) => (days > 0 ? now - days * DAY : Number.NEGATIVE_INFINITY)
+  return { raw: cut(retention.rawDays), minute: cut(retention.minuteDays), hour: cut(retention.hourDays), day: cut(retention.dayDays) }
+}
+
+/** An event as the projection reads it: `time` is when its writes happened (epoch ms). */
+export interface HistoryEvent {
+  readonly streamId: string
+  readonly type: string
+  readonly data: unknown
+  readonly time: number
+}
+
+/** The writes' time: the metadata's (when they reached the server), else the commit's. */
+export const fromRecorded = (e: RecordedEvent): HistoryEvent => {
+  const t = Date.parse(e.metadata?.time ?? "")
+  return { streamId: e.streamId, type: e.type, data: e.data, time: Number.isFinite(t) ? t : e.recordedAt.getTime() }
+}
+
+interface Sample {
+  readonly key: string
+  /** The series id, once resolved (-1 before). */
+  series: number
+  readonly account: string
+  readonly dashId: number
+  readonly deviceId: number
+  readonly pinType: PinType
+  readonly pin: number
+  readonly ts: number
+  readonly value: string
+  /** Values after the first, for multi-value writes (`vw 1 a b c`), as JSON. */
+  readonly more: string | null
+  readonly num: number | null
+}
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+
+/** A value as a number for the rollups, if it is one (only single values are numbers; -0 is 0). */
+export const numericValue = (text: string): number | null => {
+  const t = text.trim()
+  if (!NUMBER.test(t)) return null
+  const n = Number(t)
+  return Number.isFinite(n) ? n + 0 : null
+}
+
+const seriesKey = (account: string, dashId: number, deviceId: number, pinType: string, pin: number) =>
+  `${account}|${dashId}|${deviceId}|${pinType}|${pin}`
+
+/** `device-<digest>-<dash>-<device>` → `user-<digest>` (domain/Streams.ts). */
+const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
+
+const isPinType = (t: unknown): t is PinType => t === "v" || t === "d" || t === "a"
+
+/** The samples of a `PinsWritten`, read without the schema machinery (the hot path of a rebuild). */
+const samplesOf = (e: HistoryEvent, into: Array<Sample>): number => {
+  if (!e.streamId.startsWith("device-")) return 0
+  const d = e.data as { dashId?: unknown; deviceId?: unknown; writes?: unknown; timestamps?: unknown } | null
+  if (d === null || typeof d !== "object" || !Number.isInteger(d.dashId) || !Number.isInteger(d.deviceId) || !Array.isArray(d.writes)) return 0
+  const dashId = d.dashId as number
+  const deviceId = d.deviceId as number
+  const writes = d.writes as ReadonlyArray<unknown>
+  const times = Array.isArray(d.timestamps) && d.timestamps.length === writes.length ? (d.timestamps as ReadonlyArray<unknown>) : undefined
+  const account = accountOf(e.streamId)
+  // seriesKey's start, once per event.
+  const prefix = `${account}|${dashId}|${deviceId}|`
+  let n = 0
+  for (let i = 0; i < writes.length; i++) {
+    const w = writes[i]
+    if (!Array.isArray(w) || w.length < 3 || !isPinType(w[0]) || !Number.isInteger(w[1])) continue
+    const single = w.length === 3
+    if (single ? typeof w[2] !== "string" : !w.every((v, k) => k < 2 || typeof v === "string")) continue
+    const own = times?.[i]
+    const ts = typeof own === "number" && Number.isFinite(own) ? Math.trunc(own) : e.time
+    const pin = w[1] as number
+    into.push({
+      key: `${prefix}${w[0]}|${pin}`,
+      series: -1,
+      account,
+      dashId,
+      deviceId,
+      pinType: w[0],
+      pin,
+      ts,
+      value: w[2] as string,
+      more: single ? null : JSON.stringify(w.slice(3)),
+      num: single ? numericValue(w[2] as string) : null
+    })
+    n++
+  }
+  return n
+}
+
+const decodeDeviceDeleted = decoder(DeviceDeleted)
+const decodeDashboardDeleted = decoder(DashboardDeleted)
+const decodeGraphDataDeleted = decoder(GraphDataDeleted)
+
+/** What a deletion removes: a dashboard's pins, a device's, or the listed ones. */
+interface Deletion {
+  readonly account: string
+  readonly dashId: number
+  readonly deviceId?: number
+  readonly pins?: ReadonlyArray<readonly [number, string, number]>
+}
+
+const deletionOf = (e: HistoryEvent): Deletion | undefined => {
+  if (!e.streamId.startsWith("user-")) return undefined
+  switch (e.type) {
+    case "DeviceDeleted": {
+      const d = decodeDeviceDeleted(e.data)
+      return d && { account: e.streamId, dashId: d.dashId, deviceId: d.deviceId }
+    }
+    case "DashboardDeleted": {
+      const d = decodeDashboardDeleted(e.data)
+      return d && { account: e.streamId, dashId: d.dashId }
+    }
+    case "GraphDataDeleted": {
+      const d = decodeGraphDataDeleted(e.data)
+      return d && { account: e.streamId, dashId: d.dashId, pins: d.pins }
+    }
+    default:
+      return undefined
+  }
+}
+
+interface Rollup {
+  total: number
+  min: number
+  max: number
+  count: number
+}
+
+/**
+ * A rollup row being written. With `values` undefined, the fields hold the row (a fresh table's,
+ * folded as the numbers come); otherwise the stored row is still to be read, and `values` (in log
+ * order) are folded onto it then.
+ */
+interface Group extends Rollup {
+  readonly series: number
+  readonly bucket: number
+  values: Array<number> | undefined
+}
+
+const fold = (r: Rollup, v: number) => {
+  r.total += v
+  if (v < r.min) r.min = v
+  if (v > r.max) r.max = v
+  r.count++
+}
+
+const granularities: ReadonlyArray<Granularity> = ["minute", "hour", "day"]
+
+type SeriesRow = { readonly series_id: number; readonly account_stream: string; readonly dash_id: number; readonly device_id: number; readonly pin_type: string; readonly pin: number }
+
+const keyArrays = (keys: ReadonlyArray<Sample>) => ({
+  a: SqlArrays.texts(keys.map((k) => k.account)),
+  d: SqlArrays.numbers(keys.map((k) => k.dashId)),
+  v: SqlArrays.numbers(keys.map((k) => k.deviceId)),
+  t: SqlArrays.texts(keys.map((k) => k.pinType)),
+  p: SqlArrays.numbers(keys.map((k) => k.pin))
+})
+
+export interface WriterOptions {
+  /**
+   * The tables were just emptied and this writer alone fills them (a rebuild): a pin or rollup
+   * row it has not written does not exist yet, so it need not be looked up.
+   */
+  readonly fresh: boolean
+  /** Raw rows gathered before they are inserted. */
+  readonly rawBatch: number
+  /** Rollup values gathered before the rollups are written. */
+  readonly rollupBatch: number
+}
+
+/**
+ * Writes samples in log order: series ids (cached), raw rows and rollup rows gathered and
+ * written in bulk. Rollup values are folded one after the other onto the stored row, so the sums
+ * come out the same however the log was cut into batches. `deleted` must be called (after
+ * `flush`) when series were dropped; `flush` writes everything gathered.
+ */
+class Writer {
+  readonly #cut: Cutoffs
+  readonly #options: WriterOptions
+  /** No pin is in the table that is not in the cache. */
+  #seriesFresh: boolean
+  /** No rollup row is in the tables (this writer has not written any yet). */
+  #rollupsFresh: boolean
+  readonly #ids = new Map<string, number>()
+  #rawSeries: Array<number> = []
+  #rawTs: Array<number> = []
+  #rawValue: Array<string> = []
+  #rawMore: Array<string | null> = []
+  #rawNum: Array<number | null> = []
+  /** Per granularity: series → bucket → group. */
+  readonly #groups: Record<Granularity, Map<number, Map<number, Group>>> = { minute: new Map(), hour: new Map(), day: new Map() }
+  #values = 0
+
+  constructor(cut: Cutoffs, options: WriterOptions) {
+    this.#cut = cut
+    this.#options = options
+    this.#seriesFresh = options.fresh
+    this.#rollupsFresh = options.fresh
+  }
+
+  /** Takes samples (in log order), writing whatever has gathered past the batch sizes. */
+  add(samples: ReadonlyArray<Sample>): Effect.Effect<void, SqlError, SqlClient> {
+    const self = this
+    return Effect.gen(function*() {
+      if (samples.length === 0) return
+      yield* self.#resolve(samples)
+      const cut = self.#cut
+      for (const s of samples) {
+        const series = s.series
+        if (s.ts >= cut.raw) {
+          self.#rawSeries.push(series)
+          self.#rawTs.push(s.ts)
+          self.#rawValue.push(s.value)
+          self.#rawMore.push(s.more)
+          self.#rawNum.push(s.num)
+        }
+        if (s.num === null) continue
+        self.#group(self.#groups.minute, series, bucketOf(s.ts, "minute"), cut.minute, s.num)
+        self.#group(self.#groups.hour, series, bucketOf(s.ts, "hour"), cut.hour, s.num)
+        self.#group(self.#groups.day, series, bucketOf(s.ts, "day"), cut.day, s.num)
+      }
+      if (self.#rawSeries.length >= self.#options.rawBatch) yield* self.#writeRaw
+      if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups
+    })
+  }
+
+  #group(groups: Map<number, Map<number, Group>>, series: number, bucket: number, cutoff: number, num: number) {
+    if (bucket < cutoff) return
+    let buckets = groups.get(series)
+    if (buckets === undefined) groups.set(series, (buckets = new Map()))
+    let group = buckets.get(bucket)
+    if (group === undefined) {
+      group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: this.#rollupsFresh ? undefined : [] }
+      buckets.set(bucket, group)
+    }
+    if (group.values === undefined) fold(group, num)
+    else group.values.push(num)
+    this.#values++
+  }
+
+  /** Writes everything gathered. */
+  get flush(): Effect.Effect<void, SqlError, SqlClient> {
+    return Effect.andThen(this.#writeRaw, this.#writeRollups)
+  }
+
+  /** After series were dropped (and `flush`): their ids are gone, and so is the certainty of `fresh`. */
+  deleted() {
+    this.#ids.clear()
+    this.#seriesFresh = false
+    this.#rollupsFresh = false
+  }
+
+  /** Ids for the samples' pins: from the cache, else looked up, else made. */
+  #resolve(samples: ReadonlyArray<Sample>) {
+    const self = this
+    return Effect.gen(function*() {
+      const unknown = new Map<string, Sample>()
+      let unresolved = false
+      for (const s of samples) {
+        const id = self.#ids.get(s.key)
+        if (id !== undefined) s.series = id
+        else {
+          unresolved = true
+          if (!unknown.has(s.key)) unknown.set(s.key, s)
+        }
+      }
+      if (!unresolved) return
+      const sql = yield* SqlClient
+      const remember = (rows: ReadonlyArray<SeriesRow>) => {
+        for (const r of rows) {
+          const k = seriesKey(r.account_stream, Number(r.dash_id), Number(r.device_id), r.pin_type, Number(r.pin))
+          self.#ids.set(k, Number(r.series_id))
+          unknown.delete(k)
+        }
+      }
+      const lookup = () => {
+        const k = keyArrays([...unknown.values()])
+        // One index probe per pin (LIMIT 1 keeps the planner from scanning the table instead).
+        return sql<SeriesRow>`SELECT s.* FROM unnest(${k.a}::text[], ${k.d}::int[], ${k.v}::int[], ${k.t}::text[], ${k.p}::int[]) AS k(a, d, v, t, p)
+          CROSS JOIN LATERAL (SELECT series_id, account_stream, dash_id, device_id, pin_type, pin FROM pl_history_series
+            WHERE account_stream = k.a AND dash_id = k.d AND device_id = k.v AND pin_type = k.t AND pin = k.p LIMIT 1) AS s`
+      }
+      if (!self.#seriesFresh) remember(yield* lookup())
+      if (unknown.size > 0) {
+        const k = keyArrays([...unknown.values()])
+        remember(yield* sql<SeriesRow>`INSERT INTO pl_history_series (account_stream, dash_id, device_id, pin_type, pin)
+          SELECT * FROM unnest(${k.a}::text[], ${k.d}::int[], ${k.v}::int[], ${k.t}::text[], ${k.p}::int[])
+          ON CONFLICT DO NOTHING
+          RETURNING series_id, account_stream, dash_id, device_id, pin_type, pin`)
+        // Made meanwhile by another writer (only if two ever ran at once).
+        if (unknown.size > 0) remember(yield* lookup())
+      }
+      for (const s of samples) if (s.series < 0) s.series = self.#ids.get(s.key)!
+    })
+  }
+
+  get #writeRaw(): Effect.Effect<void, SqlError, SqlClient> {
+    const self = this
+    return Effect.gen(function*() {
+      if (self.#rawSeries.length === 0) return
+      const sql = yield* SqlClient
+      const [series, ts, value, more, num] = [self.#rawSeries, self.#rawTs, self.#rawValue, self.#rawMore, self.#rawNum]
+      self.#rawSeries = []
+      self.#rawTs = []
+      self.#rawValue = []
+      self.#rawMore = []
+      self.#rawNum = []
+      yield* sql`INSERT INTO pl_history_raw (series_id, ts, value, more, num)
+        SELECT s, t, v, m::jsonb, n FROM unnest(${SqlArrays.numbers(series)}::int[], ${SqlArrays.numbers(ts)}::int8[],
+          ${SqlArrays.texts(value)}::text[], ${SqlArrays.texts(more)}::text[], ${SqlArrays.numbers(num)}::float8[]) AS u(s, t, v, m, n)`
+    })
+  }
+
+  get #writeRollups(): Effect.Effect<void, SqlError, SqlClient> {
+    const self = this
+    return Effect.gen(function*() {
+      if (self.#values === 0) return
+      const sql = yield* SqlClient
+      for (const g of granularities) {
+        const groups = [...self.#groups[g].values()].flatMap((buckets) => [...buckets.values()])
+        self.#groups[g].clear()
+        if (groups.length === 0) continue
+        const table = sql(rollupTables[g])
+        const unread = groups.filter((x) => x.values !== undefined)
+        if (unread.length > 0) {
+          const stored = yield* sql<{ i: unknown; total: number; min: number; max: number; count: number }>`
+            SELECT k.i, r.total, r.min, r.max, r.count
+            FROM unnest(${SqlArrays.numbers(unread.map((x) => x.series))}::int[], ${SqlArrays.numbers(unread.map((x) => x.bucket))}::int8[])
+              WITH ORDINALITY AS k(s, b, i)
+            CROSS JOIN LATERAL (SELECT total, min, max, count FROM ${table} WHERE series_id = k.s AND bucket = k.b LIMIT 1) AS r`
+          for (const r of stored) {
+            const x = unread[Number(r.i) - 1]!
+            x.total = Number(r.total)
+            x.min = Number(r.min)
+            x.max = Number(r.max)
+            x.count = Number(r.count)
+          }
+          for (const x of unread) for (const v of x.values!) fold(x, v)
+        }
+        const totals = groups.map((x) => x.total)
+        const mins = groups.map((x) => x.min)
+        const maxs = groups.map((x) => x.max)
+        const counts = groups.map((x) => x.count)
+        yield* sql`INSERT INTO ${table} (series_id, bucket, total, min, max, count)
+          SELECT * FROM unnest(${SqlArrays.numbers(groups.map((x) => x.series))}::int[], ${SqlArrays.numbers(groups.map((x) => x.bucket))}::int8[],
+            ${SqlArrays.numbers(totals)}::float8[], ${SqlArrays.numbers(mins)}::float8[], ${SqlArrays.numbers(maxs)}::float8[],
+            ${SqlArrays.numbers(counts)}::int[])
+          ON CONFLICT (series_id, bucket) DO UPDATE
+            SET total = EXCLUDED.total, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count`
+      }
+      self.#values = 0
+      // Rows now exist that this writer no longer holds: later ones must be read first.
+      self.#rollupsFresh = false
+    })
+  }
+}
+
+/** Drops the series a deletion names, with all their rows. */
+const deleteSeries = (d: Deletion) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const cascade = sql.literal(`,
+      r AS (DELETE FROM pl_history_raw WHERE series_id IN (SELECT series_id FROM gone)),
+      m AS (DELETE FROM pl_history_minute WHERE series_id IN (SELECT series_id FROM gone)),
+      h AS (DELETE FROM pl_history_hour WHERE series_id IN (SELECT series_id FROM gone)),
+      dd AS (DELETE FROM pl_history_day WHERE series_id IN (SELECT series_id FROM gone))
+      SELECT count(*)::int AS n FROM gone`)
+    if (d.pins !== undefined) {
+      if (d.pins.length === 0) return
+      yield* sql`WITH gone AS (
+        DELETE FROM pl_history_series s
+        USING unnest(${SqlArrays.numbers(d.pins.map((p) => p[0]))}::int[], ${SqlArrays.texts(d.pins.map((p) => p[1]))}::text[],
+          ${SqlArrays.numbers(d.pins.map((p) => p[2]))}::int[]) AS k(v, t, p)
+        WHERE s.account_stream = ${d.account} AND s.dash_id = ${d.dashId} AND s.device_id = k.v AND s.pin_type = k.t AND s.pin = k.p
+        RETURNING s.series_id)${cascade}`
+    } else {
+      yield* sql`WITH gone AS (
+        DELETE FROM pl_history_series WHERE account_stream = ${d.account} AND dash_id = ${d.dashId}
+          AND (${d.deviceId ?? -1}::int < 0 OR device_id = ${d.deviceId ?? -1}::int)
+        RETURNING series_id)${cascade}`
+    }
+  })
+
+/**
+ * Takes events in log order, chunk after chunk, through a `Writer`; a deletion first writes
+ * what came before it. `end` writes the rest.
+ */
+const applier = (cut: Cutoffs, options: WriterOptions) => {
+  const writer = new Writer(cut, options)
+  let writes = 0
+  const feed = (events: ReadonlyArray<HistoryEvent>): Effect.Effect<void, SqlError, SqlClient> =>
+    Effect.gen(function*() {
+      let samples: Array<Sample> = []
+      for (const e of events) {
+        if (e.type === "PinsWritten") {
+          writes += samplesOf(e, samples)
+          continue
+        }
+        const deletion = eventTypes.has(e.type) ? deletionOf(e) : undefined
+        if (deletion === undefined) continue
+        yield* writer.add(samples)
+        samples = []
+        yield* writer.flush
+        yield* deleteSeries(deletion)
+        writer.deleted()
+      }
+      yield* writer.add(samples)
+    })
+  return { feed, end: writer.flush, writes: () => writes }
+}
+
+/** A live batch: everything written at its end, stored rows read first. */
+const liveWriter: WriterOptions = { fresh: false, rawBatch: Number.POSITIVE_INFINITY, rollupBatch: Number.POSITIVE_INFINITY }
+
+/**
+ * Applies events, in log order, to the tables at `now` (rows already past their retention are
+ * not written). Returns the number of pin writes seen.
+ */
+export const apply = (events: ReadonlyArray<HistoryEvent>, now: number, retention: Retention): Effect.Effect<number, SqlError, SqlClient> =>
+  Effect.gen(function*() {
+    const a = applier(cutoffsAt(retention, now), liveWriter)
+    yield* a.feed(events)
+    yield* a.end
+    return a.writes()
+  })
+
+/** The subscription's handler: the batch, and a NOTIFY (sent at commit) for `awaitCaughtUp`. */
+export const handle = (retention: Retention) => (events: ReadonlyArray<RecordedEvent>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const relevant = events.filter((e) => eventTypes.has(e.type))
+    if (relevant.length > 0) yield* apply(relevant.map(fromRecorded), yield* Clock.currentTimeMillis, retention)
+    yield* sql`SELECT pg_notify(${channel}, '')`
+  })
+
+/** Rows older than their table's retention at `now`, deleted series by series (the primary keys serve it). */
+export const cleanup = (retention: Retention, now: number): Effect.Effect<number, SqlError, SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const cut = cutoffsAt(retention, now)
+    const series = (yield* sql<{ series_id: number }>`SELECT series_id FROM pl_history_series ORDER BY series_id`).map((r) => Number(r.series_id))
+    let deleted = 0
+    const targets: ReadonlyArray<readonly [string, string, number]> = [
+      ["pl_history_raw", "ts", cut.raw],
+      ["pl_history_minute", "bucket", cut.minute],
+      ["pl_history_hour", "bucket", cut.hour],
+      ["pl_history_day", "bucket", cut.day]
+    ]
+    for (const [table, column, cutoff] of targets) {
+      if (cutoff === Number.NEGATIVE_INFINITY) continue
+      for (let i = 0; i < series.length; i += 500) {
+        const rows = yield* sql<{ n: number }>`WITH gone AS (
+          DELETE FROM ${sql(table)} WHERE series_id = ANY(${SqlArrays.numbers(series.slice(i, i + 500))}::int[])
+            AND ${sql(column)} < ${Math.floor(cutoff)}::int8 RETURNING 1)
+          SELECT count(*)::int AS n FROM gone`
+        deleted += Number(rows[0]?.n ?? 0)
+      }
+    }
+    return deleted
+  }).pipe(Effect.withSpan("PinHistory.cleanup"))
+
+/**
+ * Events `rebuild` fetches at once; raw rows it inserts at once; rollup values it gathers before
+ * writing the rollups (about 24 bytes each: a million is a few tens of MB).
+ */
+const REBUILD_CHUNK = 5000
+const REBUILD_RAW_BATCH = 50_000
+const REBUILD_ROLLUP_BATCH = 3_000_000
+
+export interface RebuildResult {
+  /** Events of the types the projection reads, replayed. */
+  readonly events: number
+  /** Pin writes among them. */
+  readonly writes: number
+}
+
+const quoted = (names: Iterable<string>) => [...names].map((n) => `'${n.replace(/'/g, "''")}'`).join(", ")
+
+/** The settled log's events of the projection's types, in the subscription's order. */
+const replayQuery = `SELECT tx_id::text AS tx_text, position, stream_id, event_type, data, metadata->>'time' AS time,
+    floor(extract(epoch FROM recorded_at) * 1000)::int8 AS recorded_ms
+  FROM pl_events
+  WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) AND event_type IN (${quoted(eventTypes)})
+  ORDER BY tx_id, position`
+
+interface ReplayRow {
+  readonly tx_text: string
+  readonly position: unknown
+  readonly stream_id: string
+  readonly event_type: string
+  readonly data: unknown
+  readonly time: string | null
+  readonly recorded_ms: unknown
+}
+
+interface ReplayChunk {
+  readonly events: ReadonlyArray<HistoryEvent>
+  /** Where the chunk ends: the checkpoint after it. */
+  readonly last: Subscription.Checkpoint
+}
+
+const toChunk = (rows: ReadonlyArray<ReplayRow>): ReplayChunk => {
+  const last = rows[rows.length - 1]!
+  return {
+    events: rows.map((r): HistoryEvent => {
+      // As `fromRecorded` takes it: the metadata's time, else the commit's.
+      const t = Date.parse(r.time ?? "")
+      return {
+        streamId: r.stream_id,
+        type: r.event_type,
+        data: typeof r.data === "string" ? JSON.parse(r.data) : r.data,
+        time: Number.isFinite(t) ? t : Number(r.recorded_ms)
+      }
+    }),
+    last: { txId: BigInt(last.tx_text), position: Number(last.position) }
+  }
+}
+
+/**
+ * Reads the log for a rebuild in chunks of `chunk` events, in order, and hands each to `use`.
+ * On PostgreSQL the reading runs on a connection of its own (a read-only snapshot), so the next
+ * chunk is read while this one is written; on PGlite (one connection), through a cursor in the
+ * rebuild's own transaction.
+ */
+const readLog = (chunk: number, use: (c: ReplayChunk) => Effect.Effect<void, SqlError, SqlClient>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const database = yield* Effect.serviceOption(Database)
+    const aside = database._tag === "Some" && database.value.kind === "postgres"
+      ? yield* sql.reserve.pipe(Effect.timeoutOption("2 seconds"))
+      : undefined
+    if (aside === undefined || aside._tag === "None") {
+      yield* sql.unsafe(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery}`)
+      for (;;) {
+        const rows = yield* sql.unsafe<ReplayRow>(`FETCH ${chunk} FROM pl_history_replay`)
+        if (rows.length > 0) yield* use(toChunk(rows))
+        if (rows.length < chunk) break
+      }
+      yield* sql.unsafe("CLOSE pl_history_replay")
+      return
+    }
+    const conn = aside.value
+    const run = (statement: string) => conn.executeUnprepared(statement, [], undefined) as Effect.Effect<ReadonlyArray<ReplayRow>, SqlError>
+    const queue = yield* Queue.bounded<ReplayChunk, SqlError | Cause.Done>(2)
+    const reader = Effect.gen(function*() {
+      yield* run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+      yield* run(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery}`)
+      for (;;) {
+        const rows = yield* run(`FETCH ${chunk} FROM pl_history_replay`)
+        if (rows.length > 0) yield* Queue.offer(queue, toChunk(rows))
+        if (rows.length < chunk) break
+      }
+      yield* run("COMMIT")
+    }).pipe(
+      // However it ends, the connection goes back to the pool outside a transaction.
+      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.ignore(run("ROLLBACK"))),
+      Effect.matchCauseEffect({ onSuccess: () => Queue.end(queue), onFailure: (cause) => Queue.failCause(queue, cause) })
+    )
+    yield* Effect.forkScoped(reader)
+    for (;;) {
+      const next = yield* Queue.take(queue).pipe(Effect.catchIf(Cause.isDone, () => Effect.succeed(undefined)))
+      if (next === undefined) break
+      yield* use(next)
+    }
+  }).pipe(Effect.scoped)
+
+/**
+ * Empties the projection's tables and replays the settled log into them, then moves its
+ * checkpoint to the last event replayed, all in one transaction: readers see the old tables
+ * until it commits (TRUNCATE makes them wait meanwhile); a running subscriber's next commit
+ * waits for it, then finds its checkpoint moved and starts again from there. Rows past their
+ * retention at the time of the rebuild are not written. For `pinledger replay`.
+ *
+ * Fast because it reads the log once through a cursor (one plan, in (transaction, position)
+ * order as the subscription reads it), writes samples in large batches, and builds the raw
+ * table's indexes once at the end instead of row by row.
+ */
+export const rebuild = (
+  options: {
+    readonly retention?: Retention | undefined
+    /** Events fetched at once. */
+    readonly chunk?: number | undefined
+    /** Raw rows inserted at once. */
+    readonly rawBatch?: number | undefined
+    /** Rollup values gathered before the rollups are written. */
+    readonly rollupBatch?: number | undefined
+  } = {}
+): Effect.Effect<RebuildResult, SqlError, SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const retention = options.retention ?? defaultRetention
+    const chunk = Math.max(1, Math.floor(options.chunk ?? REBUILD_CHUNK))
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      yield* sql`INSERT INTO pl_checkpoints (subscriber, tx_id, position) VALUES (${name}, '0'::xid8, 0) ON CONFLICT (subscriber) DO NOTHING`
+      yield* sql`SELECT subscriber FROM pl_checkpoints WHERE subscriber = ${name} FOR UPDATE`
+      yield* sql.unsafe(`TRUNCATE ${tables.join(", ")} RESTART IDENTITY`)
+      // The raw table's indexes, as the migrations made them, are built again after the load.
+      const indexes = yield* sql<{ indexname: string; indexdef: string }>`
+        SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'pl_history_raw'
+          AND indexname NOT IN (SELECT conname FROM pg_constraint)`
+      for (const index of indexes) yield* sql`DROP INDEX ${sql(index.indexname)}`
+      const now = yield* Clock.currentTimeMillis
+      const a = applier(cutoffsAt(retention, now), {
+        fresh: true,
+        rawBatch: options.rawBatch ?? REBUILD_RAW_BATCH,
+        rollupBatch: options.rollupBatch ?? REBUILD_ROLLUP_BATCH
+      })
+      let at = Subscription.origin
+      let events = 0
+      yield* readLog(chunk, (c) => {
+        events += c.events.length
+        at = c.last
+        return a.feed(c.events)
+      })
+      yield* a.end
+      for (const index of indexes) yield* sql.unsafe(index.indexdef)
+      yield* sql`UPDATE pl_checkpoints SET tx_id = ${at.txId.toString()}::xid8, position = ${at.position}, updated_at = now()
+        WHERE subscriber = ${name}`
+      return { events, writes: a.writes() }
+    }))
+  }).pipe(Effect.withSpan("PinHistory.rebuild"))
+
+/**
+ * Whether every event up to `position` that has committed has been projected (events that are
+ * not settled yet, or were not in the log when the position was taken, aside).
+ */
+export const caughtUp = (position: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const at = yield* Subscription.loadCheckpoint(name)
+    const rows = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pl_events
+      WHERE position <= ${position} AND (tx_id, position) > (${at.txId.toString()}::xid8, ${at.position})`
+    return Number(rows[0]?.n ?? 1) === 0
+  })
+
+/**
+ * Waits until the projection has taken in every event up to `position` (e.g. the log's head
+ * after an append): woken by each of its commits, with polling as the fallback.
+ */
+export const awaitCaughtUp = (position: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const database = yield* Database
+    const wake = yield* database.listen(channel)
+    while (!(yield* caughtUp(position))) {
+      yield* Queue.take(wake).pipe(Effect.timeoutOption("1 second"))
+    }
+  }))
+
+export interface PinHistoryOptions {
+  readonly retention?: Retention | undefined
+  /** Time between two cleanups (the first one runs at start). */
+  readonly cleanupInterval?: Duration.Input | undefined
+  readonly pollInterval?: Duration.Input | undefined
+  readonly batchSize?: number | undefined
+}
+
+/** Runs the projection (and its periodic cleanup) for the life of the layer. */
+export const layer = (options: PinHistoryOptions = {}): Layer.Layer<never, never, SqlClient | Database> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const retention = options.retention ?? defaultRetention
+    yield* Effect.forkScoped(Subscription.run({
+      name,
+      handle: handle(retention),
+      batchSize: options.batchSize ?? 2000,
+      pollInterval: options.pollInterval
+    }))
+    const interval = Duration.fromInputUnsafe(options.cleanupInterval ?? "1 hour")
+    const once = Clock.currentTimeMillis.pipe(
+      Effect.flatMap((now) => cleanup(retention, now)),
+      Effect.tap((n) => (n > 0 ? Effect.logInfo(`pin history: ${n} rows past their retention deleted`) : Effect.void)),
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.logWarning("pin history cleanup failed", Cause.pretty(cause))
+      )
+    )
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(once, Effect.sleep(interval))))
+  }))
+
+/** The projection as the CLI (`pinledger replay`) and the server see it. */
+export const PinHistory = { name, tables, eventTypes, rebuild, cleanup, layer, awaitCaughtUp, defaultRetention } as const
