@@ -1,4 +1,5 @@
 import { Data, Effect } from "effect"
+import type { EventRow } from "./SqlEventStore.ts"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { Fragment } from "effect/sql/Statement"
 import { normalizeEmail } from "../domain/Account.ts"
@@ -208,16 +209,8 @@ const validate = (q: AuditQuery): AuditQueryInvalid | undefined => {
   return undefined
 }
 
-interface Row {
-  readonly position: unknown
-  readonly stream_id: string
-  readonly stream_version: unknown
-  readonly event_type: string
-  readonly schema_version: unknown
-  readonly data: unknown
-  readonly metadata: unknown
-  readonly recorded_at: unknown
-}
+/** The event table's row as every read selects it, without the transaction id (the audit does not page by it). */
+type Row = Omit<EventRow, "tx_text">
 
 const parsed = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v)
 
