@@ -8,6 +8,7 @@ import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
 import { MetricsRouteFromConfig } from "./adapters/http/MetricsRoute.ts"
+import { requestLog } from "./adapters/http/RequestLog.ts"
 import { withLogFormat } from "./adapters/Logging.ts"
 import * as LegacyApi from "./adapters/http/LegacyApi.ts"
 import { hostname } from "node:os"
@@ -120,7 +121,11 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
 /** The legacy HTTP API (protocol.md §5); its QR links point at the public URL. */
 const LegacyApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => LegacyApi.layer({ publicUrl: publicUrl(config, hostname()) })))
 
-const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig)).pipe(
+// Requests are logged by RequestLog.ts, which keeps device tokens in paths out of the log.
+const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig), {
+  disableLogger: true,
+  middleware: requestLog
+}).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
   Layer.provide(SessionsLayer),
   Layer.provide(Layer.unwrap(Effect.map(ServerConfig, (config) =>

@@ -119,6 +119,10 @@ describe("PINLEDGER_LOG_FORMAT=json in the server process and the CLI", () => {
       expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404)
       // The request log: its annotations and span come along.
       await server.line((line) => line.includes("/health"))
+      // A device token in the path (the legacy HTTP API's) is not written to the log whole.
+      const token = "Ab3dEf6hIj9lMn2pQr5tUv8xYz-_0123"
+      expect((await fetch(`http://127.0.0.1:${port}/${token}/get/V1?value=${token}`)).status).toBe(400)
+      await server.line((line) => line.includes("/get/V1"))
       server.child.kill("SIGTERM")
       expect(await server.exited).toBe(0)
 
@@ -131,6 +135,10 @@ describe("PINLEDGER_LOG_FORMAT=json in the server process and the CLI", () => {
       const request = records.find((r) => (r["annotations"] as Record<string, unknown>)["http.url"] === "/health")
       expect(request).toMatchObject({ level: "INFO", annotations: { "http.method": "GET", "http.status": 200 } })
       expect(Object.keys(request!["spans"] as object).length).toBeGreaterThan(0)
+      expect(server.lines().filter((line) => line.includes(token))).toEqual([])
+      expect(records.find((r) => String((r["annotations"] as Record<string, unknown>)["http.url"]).endsWith("/get/V1"))).toMatchObject({
+        annotations: { "http.method": "GET", "http.url": "/Ab3d…/get/V1", "http.status": 400 }
+      })
     } finally {
       await rm(dataDir, { recursive: true, force: true })
     }
