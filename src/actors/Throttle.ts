@@ -92,7 +92,9 @@ export const layer = (settings: ThrottleSettings, cacheLimit = CACHE_LIMIT): Lay
         lock.withPermit(Effect.gen(function*() {
           const state = yield* stateOf(kind, address)
           const at = yield* Clock.currentTimeMillis
-          const events = decideFailure(state, { kind, address, identity: identity.slice(0, 64), at }, settings)
+          // What was tried is free text (a token from a path may hold a NUL): made fit for the log's JSON.
+          const tried = identity.slice(0, 64).toWellFormed().replaceAll("\0", "\uFFFD")
+          const events = decideFailure(state, { kind, address, identity: tried, at }, settings)
           yield* log.append(throttleStream(kind, address), "any", events, metadata).pipe(Effect.provideContext(context))
           let next = state
           for (const event of events) next = evolve(next, event, settings)

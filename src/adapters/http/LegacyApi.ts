@@ -17,6 +17,7 @@ import { CsvExports } from "./CsvExports.ts"
 import { csvFileName, pinCsv } from "./PinCsv.ts"
 import {
   badRequest,
+  couldBeToken,
   deviceOfToken,
   INVALID_TOKEN,
   json,
@@ -244,7 +245,8 @@ const qr = (settings: LegacyApiSettings) =>
 /** GET `/{cloneCode}/clone`: the layout a clone code keeps. */
 const clone = handler("GET clone", (_request, params) =>
   Effect.gen(function*() {
-    const layout = yield* findClone(tokenOf(params))
+    const code = tokenOf(params)
+    const layout = couldBeToken(code) ? yield* findClone(code) : Option.none()
     if (Option.isNone(layout)) return yield* serverError("Requested QR not found.")
     return json(layout.value)
   }))

@@ -1,4 +1,4 @@
-import { ByteSize, Data, Effect, Option } from "effect"
+import { ByteSize, Data, Effect, Option, Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { MaxBodySize } from "effect/http/HttpIncomingMessage"
 import type { HttpServerError } from "effect/http/HttpServerError"
@@ -8,7 +8,7 @@ import { Directory } from "../../actors/Directory.ts"
 import type { Writer } from "../../actors/DeviceLog.ts"
 import { Throttle } from "../../actors/Throttle.ts"
 import type { UserActor, UserView } from "../../actors/UserActor.ts"
-import { type Dashboard, type Device, findDashboard, findDevice } from "../../domain/Account.ts"
+import { type Dashboard, type Device, findDashboard, findDevice, Token } from "../../domain/Account.ts"
 import type { PinType } from "../../domain/Pins.ts"
 import type { Metadata } from "../../eventstore/Event.ts"
 import { findByToken } from "../../eventstore/projections/DeviceTokens.ts"
@@ -118,6 +118,12 @@ export const readJson = (request: HttpServerRequest) =>
     }
   })
 
+/**
+ * Whether a path's token has a token's shape (protocol.md §4.4); one that has not is unknown
+ * without a look-up (the database refuses a NUL in a parameter: a look-up would fail).
+ */
+export const couldBeToken: (text: string) => boolean = Schema.is(Token)
+
 /** A request's device, found by its token, with the account's actor and what that actor holds. */
 export interface TokenDevice {
   readonly accountStream: string
@@ -136,7 +142,7 @@ export const deviceOfToken = (request: HttpServerRequest, token: string) =>
     const throttle = yield* Throttle
     const address = addressOf(request)
     if (yield* throttle.blocked("hardware", address)) return yield* badRequest(INVALID_TOKEN)
-    const owner = yield* findByToken(token)
+    const owner = couldBeToken(token) ? yield* findByToken(token) : Option.none()
     if (Option.isNone(owner)) {
       yield* throttle.fail("hardware", address, `token ${token.slice(0, 4)}…`, metadataOf(writerOf(request)))
       return yield* badRequest(INVALID_TOKEN)

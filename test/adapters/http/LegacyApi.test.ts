@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { gunzipSync } from "node:zlib"
 import * as QRCode from "qrcode"
 import * as PinHistory from "../../../src/eventstore/projections/PinHistory.ts"
+import { throttleStream } from "../../../src/actors/Throttle.ts"
 import { cloneLink } from "../../../src/adapters/http/LegacyApi.ts"
 import { MAX_BODY_BYTES } from "../../../src/adapters/http/LegacyHttp.ts"
 import { newToken } from "../../../src/adapters/security/Passwords.ts"
@@ -82,6 +83,16 @@ describe("legacy HTTP API: routing, tokens, bodies (protocol.md §5)", () => {
       ]
       for (const answer of answers) expect400(answer, "Invalid token.")
     }
+  })
+
+  it("a path token that cannot be a token (a NUL in it, a wrong length) is an unknown token, counted by the throttle; such a clone code is not found", async () => {
+    const localAddress = "127.0.0.11"
+    const paths = [`/%00${"a".repeat(31)}/get/V1`, `/abc%00/update/V1?value=1`, `/x/isHardwareConnected`, `/%00/data/V1`]
+    for (const path of paths) expect400(await call({ port: server.plainPort, path, localAddress }), "Invalid token.")
+    const failures = await readStream(server, throttleStream("hardware", localAddress))
+    expect(failures.map((e) => e.type)).toEqual(paths.map(() => "LoginFailed"))
+    const clone = await get(`/abc%00/clone`)
+    expect({ status: clone.status, text: clone.text }).toEqual({ status: 500, text: "Requested QR not found." })
   })
 
   it("JSON bodies: another content type and unparsable bodies answer the legacy 500 texts; over 524,288 bytes 413", async () => {
