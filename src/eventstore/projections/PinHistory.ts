@@ -659,9 +659,11 @@ export const rebuild = (
     const retention = options.retention ?? defaultRetention
     const chunk = Math.max(1, Math.floor(options.chunk ?? REBUILD_CHUNK))
     return yield* sql.withTransaction(Effect.gen(function*() {
+      // The tables first, then the checkpoint, in the order a subscriber's batch takes them: a
+      // batch under way is waited for and commits; the other way round each would wait for the other.
+      yield* sql.unsafe(`TRUNCATE ${tables.join(", ")} RESTART IDENTITY`)
       yield* sql`INSERT INTO pl_checkpoints (subscriber, tx_id, position) VALUES (${name}, '0'::xid8, 0) ON CONFLICT (subscriber) DO NOTHING`
       yield* sql`SELECT subscriber FROM pl_checkpoints WHERE subscriber = ${name} FOR UPDATE`
-      yield* sql.unsafe(`TRUNCATE ${tables.join(", ")} RESTART IDENTITY`)
       // The raw table's indexes, as the migrations made them, are built again after the load.
       const indexes = yield* sql<{ indexname: string; indexdef: string }>`
         SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'pl_history_raw'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import fc from "fast-check"
 import { bucketOf, type Granularity } from "../../../src/domain/Graphs.ts"
@@ -376,5 +376,52 @@ for (const backend of backends) {
           )
         )
       }), 240_000)
+
+    if (backend.name === "postgres") {
+      it.live("a rebuild while the server's subscriber is inside a batch: the batch commits first, no deadlock, nothing twice", () =>
+        Effect.gen(function*() {
+          const storage = yield* backend.storage
+          yield* Effect.gen(function*() {
+            const sql = yield* SqlClient
+            const account = accountStream("busy@example.com", "Blynk")
+            yield* write(account, 1, 0, base, [["v", 1, "1"]])
+            // The subscriber has a checkpoint (its first batch), then takes the next write.
+            const first = yield* Subscription.readSettled(Subscription.origin, 100)
+            yield* sql.withTransaction(Effect.andThen(
+              PinHistory.handle(forever)(first),
+              Subscription.saveCheckpoint(PinHistory.name, Subscription.origin, first.at(-1)!)
+            ))
+            yield* write(account, 1, 0, base + MIN, [["v", 1, "2"]])
+            const batch = yield* Subscription.readSettled(first.at(-1)!, 100)
+            // Its batch is written (its tables locked) when the rebuild starts; it saves its
+            // checkpoint only after the rebuild waits for those tables.
+            const inside = yield* Deferred.make<void>()
+            const release = yield* Deferred.make<void>()
+            const subscriber = yield* Effect.forkChild(sql.withTransaction(Effect.gen(function*() {
+              yield* PinHistory.handle(forever)(batch)
+              yield* Deferred.succeed(inside, undefined)
+              yield* Deferred.await(release)
+              yield* Subscription.saveCheckpoint(PinHistory.name, first.at(-1)!, batch.at(-1)!)
+            })))
+            yield* Effect.addFinalizer(() => Deferred.succeed(release, undefined))
+            yield* Deferred.await(inside)
+            const rebuilding = yield* Effect.forkChild(PinHistory.rebuild({ retention: forever }))
+            // No event says the rebuild waits on a lock: its waiting lock is polled for.
+            yield* sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'pl_history_series'::regclass`.pipe(
+              Effect.flatMap((rows) => (Number(rows[0]?.n ?? 0) > 0 ? Effect.void : Effect.fail("not yet" as const))),
+              Effect.retry(Schedule.spaced("20 millis")),
+              Effect.timeoutOrElse({ duration: "15 seconds", orElse: () => Effect.die(new Error("the rebuild never waited for the batch")) })
+            )
+            yield* Deferred.succeed(release, undefined)
+            yield* Fiber.join(subscriber)
+            const rebuilt = yield* Fiber.join(rebuilding)
+            expect(rebuilt).toEqual({ events: 2, writes: 2 })
+            expect(yield* Subscription.loadCheckpoint(PinHistory.name)).toEqual({ txId: batch.at(-1)!.txId, position: batch.at(-1)!.position })
+            const snap = yield* snapshot
+            expect(snap.raw.map((r) => r.value)).toEqual(["1", "2"])
+            expect(snap.hour.map((r) => [r.total, r.count])).toEqual([[3, 2]])
+          }).pipe(Effect.provide(storeLayer(storage)), Effect.scoped)
+        }))
+    }
   })
 }
