@@ -42,15 +42,25 @@ const runOn = (database: DatabaseLayer) => <A, E>(effect: Effect.Effect<A, E, Sq
     Effect.provideService(Logger.LogToStderr, true)
   )
 
-/** An ISO date (`2026-01-01`, midnight UTC) or date and time (`2026-01-01T12:00:00Z`). */
+/**
+ * An ISO date (`2026-01-01`, midnight UTC) or date and time (`2026-01-01T12:00:00Z`); undefined
+ * when it is not one. A time without an offset is UTC too, as the audit prints times (JavaScript
+ * would read it in the machine's zone, and the date alone in UTC).
+ */
+export const parseIsoDate = (text: string): Date | undefined => {
+  const m = /^(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d(?:\.\d+)?)?)(Z|[+-]\d\d:?\d\d)?)?$/.exec(text)
+  if (m === null) return undefined
+  const [, day, time, offset] = m
+  const date = new Date(time === undefined ? day! : `${day}T${time}${offset ?? "Z"}`)
+  return Number.isNaN(date.getTime()) ? undefined : date
+}
+
 const isoDate = (name: string) =>
   Flag.String(name).pipe(
     Flag.mapTryCatch(
       (text) => {
-        const date = new Date(text)
-        if (!/^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$/.test(text) || Number.isNaN(date.getTime())) {
-          throw new Error("not an ISO date")
-        }
+        const date = parseIsoDate(text)
+        if (date === undefined) throw new Error("not an ISO date")
         return date
       },
       () => `--${name} takes an ISO date, such as 2026-01-01 or 2026-01-01T12:00:00Z`
