@@ -77,7 +77,8 @@ const refuse = (status: NotificationRefusal, reason: string): Refused => ({ _tag
 
 const isEmail = Schema.is(Email)
 
-const widgetOf = (dash: Dashboard, type: string): Widget | undefined => dash.widgets.find((w) => widgetType(w) === type)
+/** The dashboard's first widget of a type (the legacy `getWidgetByType`). */
+export const widgetOf = (dash: Dashboard, type: string): Widget | undefined => dash.widgets.find((w) => widgetType(w) === type)
 
 const text = (w: Widget, key: string): string => {
   const v = w[key]
@@ -85,7 +86,7 @@ const text = (w: Widget, key: string): string => {
 }
 
 /** At least one push token in the widget's Android or iOS map (legacy `hasNoToken`). */
-const hasPushToken = (w: Widget) =>
+export const hasPushToken = (w: Widget) =>
   ["androidTokens", "iOSTokens"].some((key) => {
     const tokens = w[key]
     return isJsonObject(tokens) && Object.values(tokens).some((t) => typeof t === "string" && t !== "")

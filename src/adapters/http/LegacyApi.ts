@@ -5,9 +5,9 @@ import * as QRCode from "qrcode"
 import { type HttpWriteOutcome, type TimedValues } from "../../actors/HttpWrites.ts"
 import type { DevicePeer, Status } from "../../actors/Peer.ts"
 import { AccountRejected } from "../../domain/Account.ts"
-import type { NotificationKind } from "../../domain/Notifications.ts"
+import { hasPushToken, type NotificationKind, widgetOf } from "../../domain/Notifications.ts"
 import { pinKey } from "../../domain/Pins.ts"
-import { isJsonObject, type Widget, widgetPins, widgetType } from "../../domain/Widgets.ts"
+import { isJsonObject, type Widget, widgetPins } from "../../domain/Widgets.ts"
 import { findClone } from "../../eventstore/projections/Permissions.ts"
 import { executeOnAccount } from "../accounts/AccountOps.ts"
 import { dashJson } from "../blynk/ProfileJson.ts"
@@ -214,7 +214,7 @@ const rtc = handler("GET rtc", (request, params) =>
   Effect.gen(function*() {
     const device = yield* deviceOfToken(request, tokenOf(params))
     const { dash } = yield* viewOf(device)
-    const widget = dash.widgets.find((w) => widgetType(w) === "RTC")
+    const widget = widgetOf(dash, "RTC")
     if (widget === undefined) return yield* badRequest("Requested rtc not exists in app.")
     const tz = widget["tzName"]
     return json([wallClockSeconds(yield* Clock.currentTimeMillis, typeof tz === "string" ? tz : undefined)])
@@ -280,14 +280,6 @@ const notify = (device: TokenDevice, request: HttpServerRequest, kind: Notificat
     }).pipe(Effect.flatMap((accepted) => accepted ? Deferred.await(outcome) : Effect.succeed("serverError" as const)))
   })
 
-const widgetOfType = (widgets: ReadonlyArray<Widget>, type: string) => widgets.find((w) => widgetType(w) === type)
-
-const hasPushToken = (w: Widget) =>
-  ["androidTokens", "iOSTokens"].some((key) => {
-    const tokens = w[key]
-    return isJsonObject(tokens) && Object.values(tokens).some((t) => typeof t === "string" && t !== "")
-  })
-
 /** POST `/{token}/notify` `{"body": "…"}`: a push notification. */
 const postNotify = handler("POST notify", (request, params) =>
   Effect.gen(function*() {
@@ -297,7 +289,7 @@ const postNotify = handler("POST notify", (request, params) =>
     if (message.length === 0 || message.length > 255) return yield* badRequest("Body is empty or larger than 255 chars.")
     const { dash } = yield* viewOf(device)
     if (!dash.isActive) return yield* badRequest("Project is not active.")
-    const widget = widgetOfType(dash.widgets, "NOTIFICATION")
+    const widget = widgetOf(dash, "NOTIFICATION")
     if (widget === undefined) return yield* badRequest("No notification widget.")
     if (!hasPushToken(widget)) return yield* badRequest("Notification widget not initialized.")
     const outcome = yield* notify(device, request, "push", message)
@@ -329,7 +321,7 @@ const postEmail = handler("POST email", (request, params) =>
     const device = yield* deviceOfToken(request, tokenOf(params))
     const { dash } = yield* viewOf(device)
     if (!dash.isActive) return yield* badRequest("Project is not active.")
-    if (widgetOfType(dash.widgets, "EMAIL") === undefined) return yield* badRequest("No email widget.")
+    if (widgetOf(dash, "EMAIL") === undefined) return yield* badRequest("No email widget.")
     const to = field(body, "to")
     const subject = field(body, "subj")
     if (to === undefined || to === "" || subject === undefined || subject === "") return yield* badRequest(WRONG_EMAIL)
