@@ -2,7 +2,7 @@ import { Deferred, Exit } from "effect"
 import { type AccountState, findDashboard, findDevice } from "../domain/Account.ts"
 import { type PinType, type PinValues, pinKey, PropertySet, propertyKey } from "../domain/Pins.ts"
 import { deviceStream } from "../domain/Streams.ts"
-import { widgetPins } from "../domain/Widgets.ts"
+import { boundTo } from "../domain/Widgets.ts"
 import type { DeviceLog, Writer } from "./DeviceLog.ts"
 import type { AppNotice, DevicePeer } from "./Peer.ts"
 
@@ -82,7 +82,7 @@ export const handle = (account: AccountState, pins: PinValues, message: HttpMess
   const committed = () => settle(message.reply, "committed")
   if (message._tag === "HttpProperty") {
     if (!dash.isActive) return settle(message.reply, "notActive")
-    const bound = dash.widgets.some((w) => widgetPins(w).some((b) => b.deviceId === deviceId && b.pinType === pinType && b.pin === pin))
+    const bound = dash.widgets.some((w) => boundTo(w, deviceId, pinType, pin))
     // A property is kept per virtual pin (as SET_WIDGET_PROPERTY from a device is).
     if (!bound || pinType !== "v") return settle(message.reply, "noWidget")
     if (!propertyValueFits(message.property, message.value)) return settle(message.reply, "badValue")

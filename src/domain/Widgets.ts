@@ -42,6 +42,10 @@ export const widgetPins = (w: Widget): ReadonlyArray<PinBinding> => {
   return own ? [own, ...more] : more
 }
 
+/** Whether a widget is bound to this pin of this device. */
+export const boundTo = (w: Widget, deviceId: number, pinType: string, pin: number): boolean =>
+  widgetPins(w).some((b) => b.deviceId === deviceId && b.pinType === pinType && b.pin === pin)
+
 /** Widgets that show a value (the device's pin is an input to them, so the pin is an output... of the device). */
 const displays = new Set([
   "LED",

@@ -7,7 +7,7 @@ import type { DevicePeer, Status } from "../../actors/Peer.ts"
 import { AccountRejected } from "../../domain/Account.ts"
 import { hasPushToken, type NotificationKind, widgetOf } from "../../domain/Notifications.ts"
 import { pinKey } from "../../domain/Pins.ts"
-import { isJsonObject, type Widget, widgetPins } from "../../domain/Widgets.ts"
+import { boundTo, isJsonObject } from "../../domain/Widgets.ts"
 import { findClone } from "../../eventstore/projections/Permissions.ts"
 import { executeOnAccount } from "../accounts/AccountOps.ts"
 import { dashJson } from "../blynk/ProfileJson.ts"
@@ -171,9 +171,6 @@ const getUpdate = handler("GET update", (request, params) =>
         return yield* badRequest("Error setting widget property.")
     }
   }))
-
-const boundTo = (w: Widget, deviceId: number, pinType: string, pin: number) =>
-  widgetPins(w).some((b) => b.deviceId === deviceId && b.pinType === pinType && b.pin === pin)
 
 /** GET `/{token}/get/{pin}`: the pin's values as a JSON array of strings. */
 const getPin = handler("GET get", (request, params) =>
