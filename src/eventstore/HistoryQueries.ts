@@ -93,18 +93,3 @@ export const lastSamples = (pin: PinRef, limit: number, options: { readonly nume
       return { ts: Number(r.ts), value: r.value, more: Array.isArray(more) ? more.map(String) : [], num: r.num === null ? null : Number(r.num) }
     }).reverse()
   }).pipe(Effect.withSpan("HistoryQueries.lastSamples"))
-
-/** A pin's raw samples with `from <= ts < to`, oldest first, at most `limit`. */
-export const samples = (pin: PinRef, from: number, to: number, limit: number) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient
-    const rows = yield* sql<{ ts: unknown; value: string; more: unknown; num: number | null }>`
-      SELECT r.ts, r.value, r.more, r.num
-      FROM pl_history_series s JOIN pl_history_raw r ON r.series_id = s.series_id
-      WHERE ${seriesFilter(sql, pin)} AND r.ts >= ${Math.floor(from)}::int8 AND r.ts < ${Math.floor(to)}::int8
-      ORDER BY r.ts LIMIT ${limit}`
-    return rows.map((r): RawSample => {
-      const more = typeof r.more === "string" ? JSON.parse(r.more) : r.more
-      return { ts: Number(r.ts), value: r.value, more: Array.isArray(more) ? more.map(String) : [], num: r.num === null ? null : Number(r.num) }
-    })
-  }).pipe(Effect.withSpan("HistoryQueries.samples"))
