@@ -117,11 +117,10 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
     }))
   )))
 
-/** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
 /** The legacy HTTP API (protocol.md §5); its QR links point at the public URL. */
 const LegacyApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => LegacyApi.layer({ publicUrl: publicUrl(config, hostname()) })))
 
-// Requests are logged by RequestLog.ts, which keeps device tokens in paths out of the log.
+/** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. Requests are logged by RequestLog.ts (no device tokens in the log). */
 const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig), {
   disableLogger: true,
   middleware: requestLog

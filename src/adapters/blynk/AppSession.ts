@@ -543,7 +543,6 @@ export class AppSession {
     this.#deliver({ _tag: "Refused", peer: this.#peer!, command: what })
   }
 
-  /** For a shared app: the dashboard named in a body must be the one it was shared. */
   /** GET_ENHANCED_GRAPH_DATA (protocol.md §7.3): the chart's streams from the history (GraphData.ts); none → NO_DATA. */
   #graphData(id: number, fields: ReadonlyArray<string>) {
     const request = parseGraphRequest(fields)
@@ -566,6 +565,7 @@ export class AppSession {
     })
   }
 
+  /** For a shared app: the dashboard named in a body must be the one it was shared. */
   #inScope(dashId: number) {
     const scope = this.#peer?.shared
     return scope === undefined || scope.dashId === dashId
