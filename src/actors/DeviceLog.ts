@@ -105,25 +105,18 @@ export class DeviceLog {
   }
 
   push(stream: string, entry: Entry) {
-    let queue = this.#streams.get(stream)
-    if (queue === undefined) {
-      queue = { pending: [], inFlight: false }
-      this.#streams.set(stream, queue)
-    }
-    queue.pending.push(entry)
-    if (!queue.inFlight) this.#flush(stream, queue)
+    this.pushAll(stream, [entry])
   }
 
   /** Several entries that belong together (one HTTP request's writes): queued at once, so an idle stream appends them in one go. */
   pushAll(stream: string, entries: ReadonlyArray<Entry>) {
-    const [first, ...rest] = entries
-    if (first === undefined) return
+    if (entries.length === 0) return
     let queue = this.#streams.get(stream)
     if (queue === undefined) {
       queue = { pending: [], inFlight: false }
       this.#streams.set(stream, queue)
     }
-    queue.pending.push(first, ...rest)
+    queue.pending.push(...entries)
     if (!queue.inFlight) this.#flush(stream, queue)
   }
 
