@@ -15,7 +15,7 @@ import {
 } from "../domain/Account.ts"
 import { type AccessEvent, CommandRefused, SharedLogin, SharedLoginRefused, SharedSessionsClosed } from "../domain/Access.ts"
 import { deviceOfToken, mayChangeLayout, mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
-import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, type PinType } from "../domain/Pins.ts"
+import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, propertyKey, type PinType } from "../domain/Pins.ts"
 import { accessStream, deviceStream } from "../domain/Streams.ts"
 import { pinModes, widgetId } from "../domain/Widgets.ts"
 import { WrongExpectedVersion } from "../eventstore/Errors.ts"
@@ -256,7 +256,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
         }
         const prop = parsePropertyKey(key)
         if (prop === undefined || prop.dashId !== dashId || (deviceId !== undefined && prop.deviceId !== deviceId)) continue
-        peer.send({ _tag: "Property", id: SYNC_ID, dashId, deviceId: prop.deviceId, pin: prop.pin, property: prop.property, value: values[0] ?? "" })
+        peer.send({ _tag: "Property", id: SYNC_ID, dashId, deviceId: prop.deviceId, pin: prop.pin, property: prop.property, value: values.join("\0") })
       }
     }
 
@@ -436,10 +436,19 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           const { peer } = message
           const dash = findDashboard(state.account, peer.dashId)
           if (dash === undefined || !findDevice(dash, peer.deviceId)) return state
-          state.pins.set(`${peer.dashId}-${peer.deviceId}-v${message.pin}-${message.property}`, [message.value])
+          // A list property's items come NUL-separated; the log keeps them apart (PropertySet.more).
+          const [value = "", ...more] = message.value.split("\0")
+          state.pins.set(propertyKey(peer.dashId, peer.deviceId, message.pin, message.property), [value, ...more])
           deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
             _tag: "Event",
-            event: new PropertySet({ dashId: peer.dashId, deviceId: peer.deviceId, pin: message.pin, property: message.property, value: message.value }),
+            event: new PropertySet({
+              dashId: peer.dashId,
+              deviceId: peer.deviceId,
+              pin: message.pin,
+              property: message.property,
+              value,
+              ...(more.length > 0 ? { more } : {})
+            }),
             by: peer,
             at: Date.now()
           })
