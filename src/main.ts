@@ -3,12 +3,13 @@ import { Command } from "effect/cli"
 import { HttpRouter } from "effect/http"
 import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
 import { makeCli } from "./adapters/cli/Cli.ts"
-import { publicUrl, ServerConfig } from "./adapters/Config.ts"
+import { eventLimits, publicUrl, ServerConfig } from "./adapters/Config.ts"
 import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
 import { MetricsRouteFromConfig } from "./adapters/http/MetricsRoute.ts"
 import { withLogFormat } from "./adapters/Logging.ts"
+import * as ExportFiles from "./adapters/http/CsvExports.ts"
 import * as LegacyApi from "./adapters/http/LegacyApi.ts"
 import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
@@ -107,7 +108,8 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
     Layer.provideMerge(Directory.layerWith({
       deviceLogIntervalMillis: config.deviceLogIntervalMs,
       limits: { maxDashboards: config.maxDashboards, maxDevicesPerDashboard: config.maxDevicesPerDashboard },
-      notifications: { emailsPerDay: config.emailsPerDay, vendorEmail: Mailer.addressOf(config.mailFrom) }
+      notifications: { emailsPerDay: config.emailsPerDay, vendorEmail: Mailer.addressOf(config.mailFrom) },
+      events: eventLimits(config)
     })),
     Layer.provideMerge(Throttle.layer({
       maxFailures: config.loginMaxFailures,
@@ -122,6 +124,8 @@ const LegacyApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => LegacyA
 
 const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig)).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
+  // The export files `GET /{file}` serves.
+  Layer.provide(ExportFiles.layer),
   Layer.provide(SessionsLayer),
   Layer.provide(Layer.unwrap(Effect.map(ServerConfig, (config) =>
     // The largest Blynk frame either WebSocket path carries, and its header.

@@ -55,7 +55,18 @@ export class DeviceDisconnected extends Schema.TaggedClass<DeviceDisconnected>()
   remote: Schema.String
 }) {}
 
-export const DeviceEvent = Schema.Union([PinsWritten, PropertySet, DeviceConnected, DeviceDisconnected])
+/**
+ * An event the device reported (Blynk IoT `logEvent`, spec §2.2 #11): a code and an optional
+ * description. Pinledger has no event templates, so the code is whatever the caller named.
+ */
+export class EventLogged extends Schema.TaggedClass<EventLogged>()("EventLogged", {
+  dashId: Schema.Int,
+  deviceId: Schema.Int,
+  code: Schema.String,
+  description: Schema.optional(Schema.String)
+}) {}
+
+export const DeviceEvent = Schema.Union([PinsWritten, PropertySet, DeviceConnected, DeviceDisconnected, EventLogged])
 export type DeviceEvent = typeof DeviceEvent.Type
 
 /** The key of a pin's value within an account, in the text form of the legacy `pinsStorage`: `1-0-v10`. */

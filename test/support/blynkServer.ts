@@ -14,13 +14,14 @@ import * as SessionEnv from "../../src/adapters/blynk/SessionEnv.ts"
 import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "../../src/adapters/http/VerifyEmailRoute.ts"
 import { MetricsRoute } from "../../src/adapters/http/MetricsRoute.ts"
+import * as ExportFiles from "../../src/adapters/http/CsvExports.ts"
 import * as LegacyApi from "../../src/adapters/http/LegacyApi.ts"
 import * as Mailer from "../../src/adapters/notify/Mailer.ts"
 import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "../../src/adapters/net/PlainListener.ts"
 import * as TlsListener from "../../src/adapters/net/TlsListener.ts"
-import type { Storage } from "./backends.ts"
+import type { Backend, Storage } from "./backends.ts"
 import { backends, storeLayer } from "./backends.ts"
 import { HttpServer } from "effect/http"
 import { inlineProjections } from "../../src/eventstore/projections/Inline.ts"
@@ -95,6 +96,7 @@ export const startBlynkServer = async (
     // The pin history follows the log as in the server (GET_ENHANCED_GRAPH_DATA reads it).
     Layer.merge(PinHistory.layer({ pollInterval: "200 millis" })),
     Layer.provide(layerHttpHandoff),
+    Layer.provide(ExportFiles.layer),
     Layer.provide(NodeHttpServer.layerHttpServices),
     Layer.provideMerge(Store),
     Layer.provide(options.clock === undefined ? Layer.empty : Layer.succeed(Clock.Clock, options.clock))
@@ -111,10 +113,10 @@ export const startBlynkServer = async (
   }
 }
 
-/** A fresh test storage (PGlite), kept until `release`, which also removes it. */
-export const openStorage = async () => {
+/** A fresh test storage (PGlite unless another backend is given), kept until `release`, which also removes it. */
+export const openStorage = async (backend: Backend = backends[0]!) => {
   const scope = Effect.runSync(Scope.make())
-  const storage = await Effect.runPromise(Scope.provide(backends[0]!.storage, scope).pipe(Effect.orDie))
+  const storage = await Effect.runPromise(Scope.provide(backend.storage, scope).pipe(Effect.orDie))
   return { storage, release: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
 
