@@ -10,6 +10,7 @@ import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
 import { MetricsRouteFromConfig } from "./adapters/http/MetricsRoute.ts"
 import { withLogFormat } from "./adapters/Logging.ts"
 import * as ExportFiles from "./adapters/http/CsvExports.ts"
+import * as ExternalApi from "./adapters/http/ExternalApi.ts"
 import * as LegacyApi from "./adapters/http/LegacyApi.ts"
 import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
@@ -118,13 +119,27 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
     }))
   )))
 
-/** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
 /** The legacy HTTP API (protocol.md §5); its QR links point at the public URL. */
 const LegacyApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => LegacyApi.layer({ publicUrl: publicUrl(config, hostname()) })))
 
-const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig)).pipe(
+/** The Blynk IoT device API (`/external/api/…`); its export links point at the public URL. */
+const ExternalApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
+  ExternalApi.layer({
+    publicUrl: publicUrl(config, hostname()),
+    batch: {
+      maxPoints: config.externalBatchMaxPoints,
+      maxAgeMs: config.externalBatchMaxAgeDays * 86_400_000,
+      maxAheadMs: config.externalBatchMaxAheadSeconds * 1000
+    },
+    events: eventLimits(config),
+    exportMaxRows: config.externalExportMaxRows
+  })
+))
+
+/** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. */
+const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, ExternalApiLayer, MetricsRouteFromConfig)).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
-  // The export files `GET /{file}` serves.
+  // The export files both APIs make and `GET /{file}` serves.
   Layer.provide(ExportFiles.layer),
   Layer.provide(SessionsLayer),
   Layer.provide(Layer.unwrap(Effect.map(ServerConfig, (config) =>

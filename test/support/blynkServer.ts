@@ -15,7 +15,10 @@ import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "../../src/adapters/http/VerifyEmailRoute.ts"
 import { MetricsRoute } from "../../src/adapters/http/MetricsRoute.ts"
 import * as ExportFiles from "../../src/adapters/http/CsvExports.ts"
+import * as ExternalApi from "../../src/adapters/http/ExternalApi.ts"
+import { defaultBatchLimits } from "../../src/adapters/http/ExternalParams.ts"
 import * as LegacyApi from "../../src/adapters/http/LegacyApi.ts"
+import { defaultEventLimits } from "../../src/domain/LoggedEvents.ts"
 import * as Mailer from "../../src/adapters/notify/Mailer.ts"
 import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
@@ -50,6 +53,8 @@ export interface ServerOptions {
   readonly mailer?: Layer.Layer<Mailer.Mailer, Mailer.MailError>
   /** The clock of the sessions and HTTP routes (token expiry, the throttle); the real one by default. */
   readonly clock?: Clock.Clock
+  /** The Blynk IoT API's limits (its `logEvent` limits are the actors' `events`). */
+  readonly external?: Partial<Pick<ExternalApi.ExternalApiSettings, "batch" | "exportMaxRows">>
 }
 
 /**
@@ -89,7 +94,19 @@ export const startBlynkServer = async (
       TlsListener.layerWith({ port: 0, host: "127.0.0.1", cert, key, hardware: endpoints.hardware, app: endpoints.app })
     )
   }))
-  const Routes = Layer.mergeAll(HealthRoute, VerifyEmailRoute, MetricsRoute, LegacyApi.layer({ publicUrl: settings.publicUrl ?? "https://localhost:9443" }))
+  const publicUrl = settings.publicUrl ?? "https://localhost:9443"
+  const Routes = Layer.mergeAll(
+    HealthRoute,
+    VerifyEmailRoute,
+    MetricsRoute,
+    LegacyApi.layer({ publicUrl }),
+    ExternalApi.layer({
+      publicUrl,
+      batch: options.external?.batch ?? defaultBatchLimits,
+      events: actors.events ?? defaultEventLimits,
+      exportMaxRows: options.external?.exportMaxRows ?? 100_000
+    })
+  )
   const All = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(Listeners),
     Layer.provideMerge(Sessions),
