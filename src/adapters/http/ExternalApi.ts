@@ -31,7 +31,7 @@ import {
   WRONG_PIN
 } from "./ExternalParams.ts"
 import { writePins } from "./LegacyApi.ts"
-import { deviceOfToken, INVALID_TOKEN, isJsonBody, queryOf, readBody, Reply, type TokenDevice, viewOf, writerOf } from "./LegacyHttp.ts"
+import { deviceOfToken, INVALID_TOKEN, isJsonBody, nonEmpty, queryOf, readBody, Reply, type TokenDevice, viewOf, writerOf } from "./LegacyHttp.ts"
 
 /**
  * The Blynk IoT device HTTP API (blynk2-device-api.md §2) on both ports: `/external/api/get`,
@@ -149,8 +149,8 @@ const batchPost = (settings: ExternalApiSettings): Handler => (request, query) =
       body = undefined
     }
     const points = yield* orRefuse(parseBatchBody(body, settings.batch, yield* Clock.currentTimeMillis))
-    const [first, ...rest] = points.map((p) => ({ ...pin, values: p.values, timestamp: p.ts }))
-    return yield* writeOutcome(yield* writePins(device, writerOf(request, "external"), [first!, ...rest]))
+    const writes = nonEmpty(points.map((p) => ({ ...pin, values: p.values, timestamp: p.ts })))
+    return yield* writeOutcome(yield* writePins(device, writerOf(request, "external"), writes))
   })
 
 /** `update/property`: the pin's properties, through the actor (PropertySet), to the apps as SET_WIDGET_PROPERTY id 111. */

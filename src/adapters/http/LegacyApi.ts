@@ -87,8 +87,7 @@ export const writePins = (device: TokenDevice, writer: Writer, writes: readonly 
 /** One pin's write (its current value last); 400 `Invalid token.` if the device is gone meanwhile. */
 const write = (device: TokenDevice, request: HttpServerRequest, pin: { pinType: PinType; pin: number }, writes: readonly [TimedValues, ...Array<TimedValues>]) =>
   Effect.gen(function*() {
-    const [first, ...rest] = writes.map((w): PinValuesWrite => ({ ...pin, ...w }))
-    const outcome = yield* writePins(device, writerOf(request), [first!, ...rest])
+    const outcome = yield* writePins(device, writerOf(request), nonEmpty(writes.map((w): PinValuesWrite => ({ ...pin, ...w }))))
     if (outcome === "noDevice") return yield* badRequest(INVALID_TOKEN)
     return ok()
   })

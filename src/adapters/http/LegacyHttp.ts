@@ -62,7 +62,7 @@ export const wellFormed = (s: string) => s.toWellFormed()
 /** Values as the pin state keeps them: a value holding NULs is several values (PostgreSQL's JSON refuses NUL). */
 export const pinValues = (values: ReadonlyArray<string>): Array<string> => values.flatMap((v) => wellFormed(v).split("\0"))
 
-/** `pinValues` of at least one value (splitting never makes an empty list of a non-empty one). */
+/** A list that holds at least one item (e.g. `pinValues` of one value or more), typed so; an empty one is a bug. */
 export const nonEmpty = <A>(values: ReadonlyArray<A>): readonly [A, ...Array<A>] => {
   if (values.length === 0) throw new Error("nonEmpty: no values")
   return values as readonly [A, ...Array<A>]
@@ -129,6 +129,7 @@ export const isJsonBody = (request: HttpServerRequest) => (request.headers["cont
  */
 export const readJson = (request: HttpServerRequest) =>
   Effect.gen(function*() {
+    // 413 before the content type, as the legacy server answers.
     const length = Number(request.headers["content-length"] ?? "0")
     if (length > MAX_BODY_BYTES) return yield* tooLarge()
     if (!isJsonBody(request)) return yield* serverError("Unexpected content type. Expecting application/json.")
