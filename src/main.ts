@@ -3,13 +3,15 @@ import { Command } from "effect/cli"
 import { HttpRouter } from "effect/http"
 import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
 import { makeCli } from "./adapters/cli/Cli.ts"
-import { publicUrl, ServerConfig } from "./adapters/Config.ts"
+import { eventLimits, publicUrl, ServerConfig } from "./adapters/Config.ts"
 import { DatabaseLayer } from "./adapters/DatabaseLayer.ts"
 import { HealthRoute } from "./adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
 import { MetricsRouteFromConfig } from "./adapters/http/MetricsRoute.ts"
 import { requestLog } from "./adapters/http/RequestLog.ts"
 import { withLogFormat } from "./adapters/Logging.ts"
+import * as ExportFiles from "./adapters/http/CsvExports.ts"
+import * as ExternalApi from "./adapters/http/ExternalApi.ts"
 import * as LegacyApi from "./adapters/http/LegacyApi.ts"
 import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
@@ -108,7 +110,8 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
     Layer.provideMerge(Directory.layerWith({
       deviceLogIntervalMillis: config.deviceLogIntervalMs,
       limits: { maxDashboards: config.maxDashboards, maxDevicesPerDashboard: config.maxDevicesPerDashboard },
-      notifications: { emailsPerDay: config.emailsPerDay, vendorEmail: Mailer.addressOf(config.mailFrom) }
+      notifications: { emailsPerDay: config.emailsPerDay, vendorEmail: Mailer.addressOf(config.mailFrom) },
+      events: eventLimits(config)
     })),
     Layer.provideMerge(Throttle.layer({
       maxFailures: config.loginMaxFailures,
@@ -120,12 +123,28 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
 /** The legacy HTTP API (protocol.md §5); its QR links point at the public URL. */
 const LegacyApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => LegacyApi.layer({ publicUrl: publicUrl(config, hostname()) })))
 
+/** The Blynk IoT device API (`/external/api/…`); its export links point at the public URL. */
+const ExternalApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
+  ExternalApi.layer({
+    publicUrl: publicUrl(config, hostname()),
+    batch: {
+      maxPoints: config.externalBatchMaxPoints,
+      maxAgeMs: config.externalBatchMaxAgeDays * 86_400_000,
+      maxAheadMs: config.externalBatchMaxAheadSeconds * 1000
+    },
+    events: eventLimits(config),
+    exportMaxRows: config.externalExportMaxRows
+  })
+))
+
 /** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. Requests are logged by RequestLog.ts (no device tokens in the log). */
-const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig), {
+const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, ExternalApiLayer, MetricsRouteFromConfig), {
   disableLogger: true,
   middleware: requestLog
 }).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
+  // The export files both APIs make and `GET /{file}` serves.
+  Layer.provide(ExportFiles.layer),
   Layer.provide(SessionsLayer),
   Layer.provide(Layer.unwrap(Effect.map(ServerConfig, (config) =>
     // The largest Blynk frame either WebSocket path carries, and its header.

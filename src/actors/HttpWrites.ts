@@ -1,5 +1,6 @@
 import { Deferred, Exit } from "effect"
 import { type AccountState, findDashboard, findDevice } from "../domain/Account.ts"
+import { dayOf, decideLogEvent, type DeviceEventsToday, type EventLimits, type LogEventDecision } from "../domain/LoggedEvents.ts"
 import { type PinType, type PinValues, pinKey, PropertySet, propertyKey } from "../domain/Pins.ts"
 import { deviceStream } from "../domain/Streams.ts"
 import { boundTo } from "../domain/Widgets.ts"
@@ -9,42 +10,65 @@ import type { AppNotice, DevicePeer } from "./Peer.ts"
 /** The message id of what the HTTP API sends to devices and apps (protocol.md §5). */
 export const HTTP_MESSAGE_ID = 111
 
-/** One write's values, and its own time when the caller gave one (`extra/pin`). */
-export interface TimedValues {
+/** One pin's values in an HTTP write, with their own time when the caller gave one (`extra/pin`, a timestamped batch). */
+export interface PinValuesWrite {
+  readonly pinType: PinType
+  readonly pin: number
   readonly values: readonly [string, ...Array<string>]
   readonly timestamp?: number
 }
 
 /**
- * A pin write through the HTTP API. `writes[0]` becomes the pin's value and is what the device
- * and the apps are sent; the others (`extra/pin`) are only recorded, with their times.
+ * Pin writes through the HTTP API, made as one append (one commit, all or nothing). In log order:
+ * each pin's last write becomes its value and is what the device and the apps are sent; earlier
+ * ones of the same pin (`extra/pin`, a timestamped batch) are only recorded, with their times.
  */
 export interface HttpWrite {
   readonly _tag: "HttpWrite"
   readonly dashId: number
   readonly deviceId: number
-  readonly pinType: PinType
-  readonly pin: number
-  readonly writes: readonly [TimedValues, ...Array<TimedValues>]
+  readonly writes: readonly [PinValuesWrite, ...Array<PinValuesWrite>]
   readonly by: Writer
-  /** Completed once the write is committed, or at once when it cannot be made. */
+  /** Completed once the writes are committed, or at once when they cannot be made. */
   readonly reply: Deferred.Deferred<HttpWriteOutcome>
 }
 
-/** A widget property set through the HTTP API (`GET /{token}/update/{pin}?label=…`). */
+/** One widget property and its items (several for a list property: `labels`, `urls`, an indexed `url`). */
+export interface PropertyValues {
+  readonly property: string
+  readonly values: readonly [string, ...Array<string>]
+}
+
+/** Widget properties of a virtual pin set through the HTTP API, in one append. */
 export interface HttpProperty {
   readonly _tag: "HttpProperty"
   readonly dashId: number
   readonly deviceId: number
   readonly pinType: PinType
   readonly pin: number
-  readonly property: string
-  readonly value: string
+  readonly properties: readonly [PropertyValues, ...Array<PropertyValues>]
+  /**
+   * The legacy API's rule (`GET /{token}/update/{pin}?label=…`): only while the project is active
+   * and with a widget on the pin. The Blynk IoT API sets the property regardless (the apps hear of
+   * it while the project is active).
+   */
+  readonly needsWidget: boolean
   readonly by: Writer
   readonly reply: Deferred.Deferred<HttpWriteOutcome>
 }
 
-export type HttpMessage = HttpWrite | HttpProperty
+/** An event the device reports through the Blynk IoT API (`logEvent`), replied to once committed. */
+export interface HttpLogEvent {
+  readonly _tag: "HttpLogEvent"
+  readonly dashId: number
+  readonly deviceId: number
+  readonly code: string
+  readonly description: string | undefined
+  readonly by: Writer
+  readonly reply: Deferred.Deferred<HttpEventOutcome>
+}
+
+export type HttpMessage = HttpWrite | HttpProperty | HttpLogEvent
 
 /**
  * `committed`; or why nothing was written: the device is gone (its token no longer opens it), the
@@ -52,70 +76,122 @@ export type HttpMessage = HttpWrite | HttpProperty
  */
 export type HttpWriteOutcome = "committed" | "noDevice" | "notActive" | "noWidget" | "badValue"
 
+/** `committed`, or why the event was refused (LoggedEvents.ts), or the device is gone. */
+export type HttpEventOutcome = "committed" | "noDevice" | Exclude<LogEventDecision["_tag"], "Accepted">
+
 /** What of the user actor the HTTP messages use: the account's device log and live connections. */
 export interface HttpWriteContext {
   readonly accountStream: string
   readonly deviceLog: DeviceLog
   readonly socketsOf: (dashId: number, deviceId: number) => ReadonlySet<DevicePeer> | undefined
   readonly toApps: (notice: AppNotice, dashId: number | undefined) => void
+  readonly eventLimits: EventLimits
+  /** Per device stream, what the event limits remember; a device missing here has its day's count read from the log first. */
+  readonly eventsToday: Map<string, DeviceEventsToday>
 }
 
 const encoder = new TextEncoder()
 const ignore = () => {}
 
-const settle = (reply: Deferred.Deferred<HttpWriteOutcome>, outcome: HttpWriteOutcome) => {
+const settle = <A>(reply: Deferred.Deferred<A>, outcome: A) => {
   Deferred.doneUnsafe(reply, Exit.succeed(outcome))
 }
 
+/** Whether the actor must read a device's count of today's events from the log before `handle` can decide this message. */
+export const needsEventCount = (message: HttpMessage, context: HttpWriteContext): boolean =>
+  message._tag === "HttpLogEvent" && context.eventLimits.perDay > 0 &&
+  !context.eventsToday.has(deviceStream(context.accountStream, message.dashId, message.deviceId))
+
 /**
- * Handles an HTTP message inside the user actor (no effect: it runs on the actor's fast path).
- * A write is stored, sent to the device's connections with id 111 and to the apps as
- * `dashId-deviceId …` while the project is active, as a device's own write is; it is appended
- * with the caller's metadata and the reply completes only after the commit.
+ * Handles an HTTP message inside the user actor (no effect: it runs on the actor's fast path; a
+ * `logEvent` for a device whose count is not known yet waits for `needsEventCount`'s read).
+ * Writes are stored, sent to the device's connections with id 111 and to the apps as
+ * `dashId-deviceId …` while the project is active, as a device's own writes are; they are
+ * appended with the caller's metadata and the reply completes only after the commit.
  */
 export const handle = (account: AccountState, pins: PinValues, message: HttpMessage, context: HttpWriteContext): void => {
   const dash = findDashboard(account, message.dashId)
-  if (dash === undefined || findDevice(dash, message.deviceId) === undefined) return settle(message.reply, "noDevice")
-  const { dashId, deviceId, pinType, pin, by } = message
+  if (dash === undefined || findDevice(dash, message.deviceId) === undefined) {
+    // Narrowed apart: the two replies take different outcome types.
+    return message._tag === "HttpLogEvent" ? settle(message.reply, "noDevice") : settle(message.reply, "noDevice")
+  }
+  const { dashId, deviceId, by } = message
   const stream = deviceStream(context.accountStream, dashId, deviceId)
   const at = Date.now()
-  const committed = () => settle(message.reply, "committed")
-  if (message._tag === "HttpProperty") {
-    if (!dash.isActive) return settle(message.reply, "notActive")
-    const bound = dash.widgets.some((w) => boundTo(w, deviceId, pinType, pin))
-    // A property is kept per virtual pin (as SET_WIDGET_PROPERTY from a device is).
-    if (!bound || pinType !== "v") return settle(message.reply, "noWidget")
-    if (!propertyValueFits(message.property, message.value)) return settle(message.reply, "badValue")
-    const { property, value } = message
-    pins.set(propertyKey(dashId, deviceId, pin, property), [value])
-    context.deviceLog.push(stream, {
-      _tag: "Event",
-      event: new PropertySet({ dashId, deviceId, pin, property, value }),
-      by,
-      at,
-      actor: "http",
-      committed
-    })
-    context.toApps({ _tag: "Property", id: HTTP_MESSAGE_ID, dashId, deviceId, pin, property, value }, dashId)
-    return
+  switch (message._tag) {
+    case "HttpLogEvent": {
+      const today = context.eventsToday.get(stream) ?? { day: dayOf(at), count: 0, lastByCode: new Map() }
+      const decided = decideLogEvent(context.eventLimits, today, { dashId, deviceId, code: message.code, description: message.description, now: at })
+      if (decided._tag !== "Accepted") return settle(message.reply, decided._tag)
+      context.eventsToday.set(stream, decided.next)
+      context.deviceLog.push(stream, {
+        _tag: "Event",
+        event: decided.event,
+        by,
+        at,
+        actor: "http",
+        committed: () => settle(message.reply, "committed")
+      })
+      return
+    }
+    case "HttpProperty": {
+      const { pinType, pin } = message
+      if (message.needsWidget) {
+        if (!dash.isActive) return settle(message.reply, "notActive")
+        const bound = dash.widgets.some((w) => boundTo(w, deviceId, pinType, pin))
+        if (!bound) return settle(message.reply, "noWidget")
+      }
+      // A property is kept per virtual pin (as SET_WIDGET_PROPERTY from a device is).
+      if (pinType !== "v") return settle(message.reply, "noWidget")
+      if (!message.properties.every((p) => p.values.every((v) => propertyValueFits(p.property, v)))) return settle(message.reply, "badValue")
+      const last = message.properties.length - 1
+      context.deviceLog.pushAll(stream, message.properties.map(({ property, values: [value, ...more] }, i) => ({
+        _tag: "Event",
+        event: new PropertySet({ dashId, deviceId, pin, property, value, ...(more.length > 0 ? { more } : {}) }),
+        by,
+        at,
+        actor: "http",
+        committed: i === last ? () => settle(message.reply, "committed") : ignore
+      })))
+      for (const { property, values } of message.properties) {
+        pins.set(propertyKey(dashId, deviceId, pin, property), values)
+        if (dash.isActive) {
+          context.toApps({ _tag: "Property", id: HTTP_MESSAGE_ID, dashId, deviceId, pin, property, value: values.join("\0") }, dashId)
+        }
+      }
+      return
+    }
+    case "HttpWrite": {
+      const { writes } = message
+      const last = writes.length - 1
+      context.deviceLog.pushAll(stream, writes.map((item, i) => ({
+        _tag: "Write",
+        dashId,
+        deviceId,
+        source: "http",
+        write: [item.pinType, item.pin, ...item.values],
+        by,
+        at,
+        ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
+        committed: i === last ? () => settle(message.reply, "committed") : ignore
+      })))
+      // Each pin's last write is its value now, and what the device and the apps hear.
+      const current = new Map<string, PinValuesWrite>()
+      for (const item of writes) {
+        const key = pinKey(dashId, deviceId, item.pinType, item.pin)
+        current.delete(key)
+        current.set(key, item)
+      }
+      const sockets = context.socketsOf(dashId, deviceId) ?? []
+      for (const [key, item] of current) {
+        pins.set(key, item.values)
+        const body = encoder.encode([`${item.pinType}w`, String(item.pin), ...item.values].join("\0"))
+        for (const socket of sockets) socket.send({ _tag: "Write", id: HTTP_MESSAGE_ID, body })
+        if (dash.isActive) context.toApps({ _tag: "DeviceWrite", id: HTTP_MESSAGE_ID, dashId, deviceId, body }, dashId)
+      }
+      return
+    }
   }
-  const [current, ...older] = message.writes
-  // The current value goes last, so that it is the pin's last write in the log as in the actor.
-  context.deviceLog.pushAll(stream, [...older, current].map((item) => ({
-    _tag: "Write",
-    dashId,
-    deviceId,
-    source: "http",
-    write: [pinType, pin, ...item.values],
-    by,
-    at,
-    ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
-    committed: item === current ? committed : ignore
-  })))
-  pins.set(pinKey(dashId, deviceId, pinType, pin), current.values)
-  const body = encoder.encode([`${pinType}w`, String(pin), ...current.values].join("\0"))
-  for (const socket of context.socketsOf(dashId, deviceId) ?? []) socket.send({ _tag: "Write", id: HTTP_MESSAGE_ID, body })
-  if (dash.isActive) context.toApps({ _tag: "DeviceWrite", id: HTTP_MESSAGE_ID, dashId, deviceId, body }, dashId)
 }
 
 const numeric = new Set(["min", "max", "step", "maximumFractionDigits", "opacity", "scale", "rotation"])

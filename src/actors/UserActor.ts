@@ -15,13 +15,15 @@ import {
 } from "../domain/Account.ts"
 import { type AccessEvent, CommandRefused, SharedLogin, SharedLoginRefused, SharedSessionsClosed } from "../domain/Access.ts"
 import { deviceOfToken, mayChangeLayout, mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
-import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, type PinType } from "../domain/Pins.ts"
+import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, propertyKey, type PinType } from "../domain/Pins.ts"
+import { DAY_MS, dayOf, defaultEventLimits, type DeviceEventsToday, type EventLimits } from "../domain/LoggedEvents.ts"
 import { accessStream, deviceStream } from "../domain/Streams.ts"
 import { pinModes, widgetId } from "../domain/Widgets.ts"
 import { WrongExpectedVersion } from "../eventstore/Errors.ts"
 import type { Metadata } from "../eventstore/Event.ts"
 import * as EventCodec from "../eventstore/EventCodec.ts"
 import type { EventStore } from "../eventstore/EventStore.ts"
+import { eventsLoggedSince } from "../eventstore/LoggedEventQueries.ts"
 import { loadPinState } from "../eventstore/projections/PinState.ts"
 import * as Actor from "./Actor.ts"
 import * as AccountLog from "./AccountLog.ts"
@@ -166,6 +168,8 @@ export interface UserActorOptions {
   readonly limits?: Limits | undefined
   /** The per-day e-mail limit and `{VENDOR_EMAIL}` (see Notify). */
   readonly notifications?: Notify.NotifyOptions | undefined
+  /** The limits on events devices log through the HTTP API (default: `defaultEventLimits`). */
+  readonly events?: EventLimits | undefined
 }
 
 export const make = (stream: string, options: UserActorOptions = {}) =>
@@ -215,7 +219,16 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       if (closed > 0) record(new SharedSessionsClosed({ dashId, sessions: closed, reason }), by)
     }
     const socketsOf = (dashId: number, deviceId: number) => devices.get(deviceKey(dashId, deviceId))
-    const http: HttpWrites.HttpWriteContext = { accountStream: stream, deviceLog, socketsOf, toApps }
+    /** What the `logEvent` limits remember per device stream (its count of today's events is read from the log at first use). */
+    const eventsToday = new Map<string, DeviceEventsToday>()
+    const http: HttpWrites.HttpWriteContext = {
+      accountStream: stream,
+      deviceLog,
+      socketsOf,
+      toApps,
+      eventLimits: options.events ?? defaultEventLimits,
+      eventsToday
+    }
 
     /** A device's pin write (its own, or a bridge's in its name): stored, logged, shown to the apps of an active project. */
     const deviceWrote = (state: UserState, dashId: number, deviceId: number, write: PinWrite, id: number, body: Uint8Array, by: DevicePeer) => {
@@ -256,7 +269,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
         }
         const prop = parsePropertyKey(key)
         if (prop === undefined || prop.dashId !== dashId || (deviceId !== undefined && prop.deviceId !== deviceId)) continue
-        peer.send({ _tag: "Property", id: SYNC_ID, dashId, deviceId: prop.deviceId, pin: prop.pin, property: prop.property, value: values[0] ?? "" })
+        peer.send({ _tag: "Property", id: SYNC_ID, dashId, deviceId: prop.deviceId, pin: prop.pin, property: prop.property, value: values.join("\0") })
       }
     }
 
@@ -436,10 +449,19 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           const { peer } = message
           const dash = findDashboard(state.account, peer.dashId)
           if (dash === undefined || !findDevice(dash, peer.deviceId)) return state
-          state.pins.set(`${peer.dashId}-${peer.deviceId}-v${message.pin}-${message.property}`, [message.value])
+          // A list property's items come NUL-separated; the log keeps them apart (PropertySet.more).
+          const [value = "", ...more] = message.value.split("\0")
+          state.pins.set(propertyKey(peer.dashId, peer.deviceId, message.pin, message.property), [value, ...more])
           deviceLog.push(deviceStream(stream, peer.dashId, peer.deviceId), {
             _tag: "Event",
-            event: new PropertySet({ dashId: peer.dashId, deviceId: peer.deviceId, pin: message.pin, property: message.property, value: message.value }),
+            event: new PropertySet({
+              dashId: peer.dashId,
+              deviceId: peer.deviceId,
+              pin: message.pin,
+              property: message.property,
+              value,
+              ...(more.length > 0 ? { more } : {})
+            }),
             by: peer,
             at: Date.now()
           })
@@ -461,6 +483,9 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           return state
         case "HttpWrite":
         case "HttpProperty":
+        case "HttpLogEvent":
+          // The day's count of the device's events comes from the log first (in `handle`).
+          if (HttpWrites.needsEventCount(message, http)) return undefined
           HttpWrites.handle(state.account, state.pins, message, http)
           return state
         case "DeviceRtc": {
@@ -647,6 +672,18 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             yield* Deferred.succeed(message.reply, result)
             return next
           })
+        }
+        case "HttpLogEvent": {
+          const device = deviceStream(stream, message.dashId, message.deviceId)
+          const now = Date.now()
+          return eventsLoggedSince(device, new Date(dayOf(now) * DAY_MS)).pipe(
+            Effect.catch((error) => Effect.as(Effect.logWarning(`events: cannot count today's events of ${device}`, error), 0)),
+            Effect.map((count) => {
+              if (!eventsToday.has(device)) eventsToday.set(device, { day: dayOf(now), count, lastByCode: new Map() })
+              HttpWrites.handle(state.account, state.pins, message, http)
+              return state
+            })
+          )
         }
         case "CatchUp":
           if (message.version <= state.version) return Effect.succeed(state)

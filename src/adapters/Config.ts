@@ -48,6 +48,12 @@ export const ServerConfig = Config.all({
   maxAppBody: Positive("PINLEDGER_MAX_APP_BODY").pipe(Config.withDefault(1024 * 1024)),
   maxWidgetJsonKb: Positive("PINLEDGER_MAX_WIDGET_JSON_KB").pipe(Config.withDefault(20)),
   maxDashboardJsonKb: Positive("PINLEDGER_MAX_DASHBOARD_JSON_KB").pipe(Config.withDefault(256)),
+  externalBatchMaxPoints: Positive("PINLEDGER_EXTERNAL_BATCH_MAX_POINTS").pipe(Config.withDefault(10_000)),
+  externalBatchMaxAgeDays: Positive("PINLEDGER_EXTERNAL_BATCH_MAX_AGE_DAYS").pipe(Config.withDefault(30)),
+  externalBatchMaxAheadSeconds: NonNegative("PINLEDGER_EXTERNAL_BATCH_MAX_AHEAD_SECONDS").pipe(Config.withDefault(3600)),
+  externalExportMaxRows: Positive("PINLEDGER_EXTERNAL_EXPORT_MAX_ROWS").pipe(Config.withDefault(100_000)),
+  logEventsPerDay: NonNegative("PINLEDGER_LOG_EVENTS_PER_DAY").pipe(Config.withDefault(100)),
+  logEventIntervalMs: NonNegative("PINLEDGER_LOG_EVENT_INTERVAL_MS").pipe(Config.withDefault(1000)),
   metrics: Config.schema(Schema.Literals(["on", "off"]), "PINLEDGER_METRICS").pipe(Config.withDefault("on" as const)),
   logFormat: LogFormat
 })
@@ -61,6 +67,9 @@ export const publicUrl = (config: ServerConfig, hostname: string): string => {
   const configured = Option.getOrUndefined(Option.filter(config.publicUrl, (url) => url.trim() !== ""))
   return configured === undefined ? `https://${hostname}:${config.httpsPort}` : configured.trim().replace(/\/+$/, "")
 }
+
+/** The `logEvent` limits (domain/LoggedEvents.ts) as configured. */
+export const eventLimits = (config: ServerConfig) => ({ perDay: config.logEventsPerDay, codeIntervalMs: config.logEventIntervalMs })
 
 /** The PostgreSQL URL, if one is set; an empty DATABASE_URL counts as unset. */
 export const databaseUrl = (config: ServerConfig): string | undefined =>

@@ -36,7 +36,13 @@ export class PropertySet extends Schema.TaggedClass<PropertySet>()("PropertySet"
   deviceId: Schema.Int,
   pin: Schema.Int,
   property: Schema.String,
-  value: Schema.String
+  value: Schema.String,
+  /**
+   * The items after the first of a list property (`labels`, `urls`: `setProperty(V1, "labels",
+   * "a", "b")`, or `labels=a&labels=b` over HTTP). Kept apart, not NUL-joined in `value`:
+   * PostgreSQL's JSON cannot hold a NUL.
+   */
+  more: Schema.optional(Schema.Array(Schema.String))
 }) {}
 export class DeviceConnected extends Schema.TaggedClass<DeviceConnected>()("DeviceConnected", {
   dashId: Schema.Int,
@@ -49,7 +55,18 @@ export class DeviceDisconnected extends Schema.TaggedClass<DeviceDisconnected>()
   remote: Schema.String
 }) {}
 
-export const DeviceEvent = Schema.Union([PinsWritten, PropertySet, DeviceConnected, DeviceDisconnected])
+/**
+ * An event the device reported (Blynk IoT `logEvent`, spec §2.2 #11): a code and an optional
+ * description. Pinledger has no event templates, so the code is whatever the caller named.
+ */
+export class EventLogged extends Schema.TaggedClass<EventLogged>()("EventLogged", {
+  dashId: Schema.Int,
+  deviceId: Schema.Int,
+  code: Schema.String,
+  description: Schema.optional(Schema.String)
+}) {}
+
+export const DeviceEvent = Schema.Union([PinsWritten, PropertySet, DeviceConnected, DeviceDisconnected, EventLogged])
 export type DeviceEvent = typeof DeviceEvent.Type
 
 /** The key of a pin's value within an account, in the text form of the legacy `pinsStorage`: `1-0-v10`. */
@@ -67,6 +84,10 @@ export const parsePropertyKey = (key: string) => {
   return m ? { dashId: Number(m[1]), deviceId: Number(m[2]), pin: Number(m[3]), property: m[4]! } : undefined
 }
 
+/** A property's items: `value`, then `more`. */
+export const propertyValues = (event: { readonly value: string; readonly more?: ReadonlyArray<string> | undefined }): ReadonlyArray<string> =>
+  event.more === undefined || event.more.length === 0 ? [event.value] : [event.value, ...event.more]
+
 /** Pin values and widget properties of an account: key → values. */
 export type PinValues = Map<string, ReadonlyArray<string>>
 
@@ -76,7 +97,7 @@ export const applyDeviceEvent = (pins: PinValues, event: DeviceEvent) => {
       for (const [t, pin, ...values] of event.writes) pins.set(pinKey(event.dashId, event.deviceId, t, pin), values)
       return
     case "PropertySet":
-      pins.set(propertyKey(event.dashId, event.deviceId, event.pin, event.property), [event.value])
+      pins.set(propertyKey(event.dashId, event.deviceId, event.pin, event.property), propertyValues(event))
       return
     default:
       return

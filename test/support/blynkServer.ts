@@ -14,13 +14,17 @@ import * as SessionEnv from "../../src/adapters/blynk/SessionEnv.ts"
 import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "../../src/adapters/http/VerifyEmailRoute.ts"
 import { MetricsRoute } from "../../src/adapters/http/MetricsRoute.ts"
+import * as ExportFiles from "../../src/adapters/http/CsvExports.ts"
+import * as ExternalApi from "../../src/adapters/http/ExternalApi.ts"
+import { defaultBatchLimits } from "../../src/adapters/http/ExternalParams.ts"
 import * as LegacyApi from "../../src/adapters/http/LegacyApi.ts"
+import { defaultEventLimits } from "../../src/domain/LoggedEvents.ts"
 import * as Mailer from "../../src/adapters/notify/Mailer.ts"
 import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "../../src/adapters/net/PlainListener.ts"
 import * as TlsListener from "../../src/adapters/net/TlsListener.ts"
-import type { Storage } from "./backends.ts"
+import type { Backend, Storage } from "./backends.ts"
 import { backends, storeLayer } from "./backends.ts"
 import { HttpServer } from "effect/http"
 import { inlineProjections } from "../../src/eventstore/projections/Inline.ts"
@@ -49,6 +53,8 @@ export interface ServerOptions {
   readonly mailer?: Layer.Layer<Mailer.Mailer, Mailer.MailError>
   /** The clock of the sessions and HTTP routes (token expiry, the throttle); the real one by default. */
   readonly clock?: Clock.Clock
+  /** The Blynk IoT API's limits (its `logEvent` limits are the actors' `events`). */
+  readonly external?: Partial<Pick<ExternalApi.ExternalApiSettings, "batch" | "exportMaxRows">>
 }
 
 /**
@@ -88,13 +94,26 @@ export const startBlynkServer = async (
       TlsListener.layerWith({ port: 0, host: "127.0.0.1", cert, key, hardware: endpoints.hardware, app: endpoints.app })
     )
   }))
-  const Routes = Layer.mergeAll(HealthRoute, VerifyEmailRoute, MetricsRoute, LegacyApi.layer({ publicUrl: settings.publicUrl ?? "https://localhost:9443" }))
+  const publicUrl = settings.publicUrl ?? "https://localhost:9443"
+  const Routes = Layer.mergeAll(
+    HealthRoute,
+    VerifyEmailRoute,
+    MetricsRoute,
+    LegacyApi.layer({ publicUrl }),
+    ExternalApi.layer({
+      publicUrl,
+      batch: options.external?.batch ?? defaultBatchLimits,
+      events: actors.events ?? defaultEventLimits,
+      exportMaxRows: options.external?.exportMaxRows ?? 100_000
+    })
+  )
   const All = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(Listeners),
     Layer.provideMerge(Sessions),
     // The pin history follows the log as in the server (GET_ENHANCED_GRAPH_DATA reads it).
     Layer.merge(PinHistory.layer({ pollInterval: "200 millis" })),
     Layer.provide(layerHttpHandoff),
+    Layer.provide(ExportFiles.layer),
     Layer.provide(NodeHttpServer.layerHttpServices),
     Layer.provideMerge(Store),
     Layer.provide(options.clock === undefined ? Layer.empty : Layer.succeed(Clock.Clock, options.clock))
@@ -111,10 +130,10 @@ export const startBlynkServer = async (
   }
 }
 
-/** A fresh test storage (PGlite), kept until `release`, which also removes it. */
-export const openStorage = async () => {
+/** A fresh test storage (PGlite unless another backend is given), kept until `release`, which also removes it. */
+export const openStorage = async (backend: Backend = backends[0]!) => {
   const scope = Effect.runSync(Scope.make())
-  const storage = await Effect.runPromise(Scope.provide(backends[0]!.storage, scope).pipe(Effect.orDie))
+  const storage = await Effect.runPromise(Scope.provide(backend.storage, scope).pipe(Effect.orDie))
   return { storage, release: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
 

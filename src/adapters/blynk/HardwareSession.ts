@@ -15,6 +15,7 @@ import { defaultSizeLimits, type SessionEnv, type Watched } from "./SessionEnv.t
 import { counters } from "../metrics/Counters.ts"
 import { statusCode } from "./StatusCodes.ts"
 import type { Transport, TransportEvents } from "./Transport.ts"
+import { zonedParts } from "../ZonedTime.ts"
 
 /** The size filter's limit when the device never said `buff-in` (protocol.md §1.1). */
 const DEFAULT_BUFF_IN = 250
@@ -371,18 +372,8 @@ export const wallClockSeconds = (nowMs: number, timeZone: string | undefined): n
   const utc = Math.floor(nowMs / 1000)
   if (timeZone === undefined) return utc
   try {
-    const parts = new Intl.DateTimeFormat("en-US", {
-      timeZone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit"
-    }).formatToParts(new Date(utc * 1000))
-    const part = (type: string) => Number(parts.find((p) => p.type === type)?.value)
-    return Date.UTC(part("year"), part("month") - 1, part("day"), part("hour"), part("minute"), part("second")) / 1000
+    const p = zonedParts(utc * 1000, timeZone)
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) / 1000
   } catch {
     return utc
   }

@@ -2,18 +2,19 @@ import { Cause, Clock, Deferred, Effect, Layer, Option } from "effect"
 import { HttpEffect, HttpRouter, HttpServerResponse } from "effect/http"
 import type { HttpServerRequest } from "effect/http/HttpServerRequest"
 import * as QRCode from "qrcode"
-import { type HttpWriteOutcome, type TimedValues } from "../../actors/HttpWrites.ts"
+import type { Writer } from "../../actors/DeviceLog.ts"
+import type { HttpWriteOutcome, PinValuesWrite } from "../../actors/HttpWrites.ts"
 import type { DevicePeer, Status } from "../../actors/Peer.ts"
 import { AccountRejected } from "../../domain/Account.ts"
 import { hasPushToken, type NotificationKind, widgetOf } from "../../domain/Notifications.ts"
-import { pinKey } from "../../domain/Pins.ts"
-import { boundTo, isJsonObject } from "../../domain/Widgets.ts"
+import { pinKey, type PinType } from "../../domain/Pins.ts"
+import { boundTo, isJsonObject, type Widget, widgetPins, widgetType } from "../../domain/Widgets.ts"
 import { findClone } from "../../eventstore/projections/Permissions.ts"
 import { executeOnAccount } from "../accounts/AccountOps.ts"
 import { dashJson } from "../blynk/ProfileJson.ts"
 import { wallClockSeconds, widgetProperties } from "../blynk/HardwareSession.ts"
 import { newToken } from "../security/Passwords.ts"
-import { CsvExports } from "./CsvExports.ts"
+import { ExportFiles } from "./CsvExports.ts"
 import { csvFileName, pinCsv } from "./PinCsv.ts"
 import {
   badRequest,
@@ -22,6 +23,7 @@ import {
   INVALID_TOKEN,
   json,
   metadataOf,
+  nonEmpty,
   ok,
   pinOrBadRequest,
   pinValues,
@@ -49,6 +51,12 @@ export interface LegacyApiSettings {
 
 type Params = Readonly<Record<string, string | undefined>>
 
+/** One write's values, and its own time when the caller gave one (`extra/pin`). */
+interface TimedValues {
+  readonly values: readonly [string, ...Array<string>]
+  readonly timestamp?: number
+}
+
 /** Runs a handler with its path parameters; an early `Reply` is the answer, anything unexpected a 500. */
 const handler = <E, R>(
   name: string,
@@ -66,18 +74,21 @@ const handler = <E, R>(
 
 const tokenOf = (params: Params) => params["token"] ?? ""
 
-/** The write through the account's actor; resolves once committed. */
-const write = (device: TokenDevice, request: HttpServerRequest, pin: { pinType: "v" | "d" | "a"; pin: number }, writes: readonly [TimedValues, ...Array<TimedValues>]) =>
+/** The writes through the account's actor (one append); resolves once committed. */
+export const writePins = (device: TokenDevice, writer: Writer, writes: readonly [PinValuesWrite, ...Array<PinValuesWrite>]) =>
+  device.actor.ref.ask<HttpWriteOutcome, never>((reply) => ({
+    _tag: "HttpWrite",
+    dashId: device.dashId,
+    deviceId: device.deviceId,
+    writes,
+    by: writer,
+    reply
+  }))
+
+/** One pin's write (its current value last); 400 `Invalid token.` if the device is gone meanwhile. */
+const write = (device: TokenDevice, request: HttpServerRequest, pin: { pinType: PinType; pin: number }, writes: readonly [TimedValues, ...Array<TimedValues>]) =>
   Effect.gen(function*() {
-    const outcome = yield* device.actor.ref.ask<HttpWriteOutcome, never>((reply) => ({
-      _tag: "HttpWrite",
-      dashId: device.dashId,
-      deviceId: device.deviceId,
-      ...pin,
-      writes,
-      by: writerOf(request),
-      reply
-    }))
+    const outcome = yield* writePins(device, writerOf(request), nonEmpty(writes.map((w): PinValuesWrite => ({ ...pin, ...w }))))
     if (outcome === "noDevice") return yield* badRequest(INVALID_TOKEN)
     return ok()
   })
@@ -130,7 +141,8 @@ const putTimed = handler("PUT extra/pin", (request, params) =>
     const [current, ...older] = items
     if (current === undefined) return yield* badRequest("No pin for update provided.")
     const pin = yield* pinOrBadRequest(params["pin"])
-    return yield* write(device, request, pin, [current, ...older])
+    // The first is the current value: it goes last, so that it is the pin's last write in the log.
+    return yield* write(device, request, pin, nonEmpty([...older, current]))
   }))
 
 /** GET `/{token}/update/{pin}?value=…` (a write) or `?{property}=…` (a widget property). */
@@ -153,8 +165,8 @@ const getUpdate = handler("GET update", (request, params) =>
       dashId: device.dashId,
       deviceId: device.deviceId,
       ...pin,
-      property: property.key,
-      value: property.value!,
+      properties: [{ property: property.key, values: nonEmpty(pinValues([property.value!])) }],
+      needsWidget: true,
       by: writerOf(request),
       reply
     }))
@@ -341,37 +353,36 @@ const postEmail = handler("POST email", (request, params) =>
  * GET `/{token}/data/{pin}`: the pin's minute history as gzip CSV (protocol.md §7.4), by a 301 to
  * `/<email>_<dashId>_<deviceId>_<t><pin>_<ms>.csv.gz`, which `GET /{file}` then serves.
  */
-const data = (exports: CsvExports) =>
-  handler("GET data", (request, params) =>
-    Effect.gen(function*() {
-      const device = yield* deviceOfToken(request, tokenOf(params))
-      const { pinType, pin } = yield* pinOrBadRequest(params["pin"])
-      const { view } = yield* viewOf(device)
-      const ref = { accountStream: device.accountStream, dashId: device.dashId, deviceId: device.deviceId, pinType, pin }
-      const csv = yield* pinCsv(ref).pipe(
-        Effect.catchCause((cause): Effect.Effect<never, Reply> =>
-          Cause.hasInterruptsOnly(cause)
-            ? Effect.interrupt
-            : Effect.andThen(Effect.logWarning("HTTP GET data failed", cause), badRequest("Error getting pin data."))
-        )
+const data = handler("GET data", (request, params) =>
+  Effect.gen(function*() {
+    const device = yield* deviceOfToken(request, tokenOf(params))
+    const { pinType, pin } = yield* pinOrBadRequest(params["pin"])
+    const { view } = yield* viewOf(device)
+    const ref = { accountStream: device.accountStream, dashId: device.dashId, deviceId: device.deviceId, pinType, pin }
+    const csv = yield* pinCsv(ref).pipe(
+      Effect.catchCause((cause): Effect.Effect<never, Reply> =>
+        Cause.hasInterruptsOnly(cause)
+          ? Effect.interrupt
+          : Effect.andThen(Effect.logWarning("HTTP GET data failed", cause), badRequest("Error getting pin data."))
       )
-      if (csv === undefined) return yield* badRequest("No data.")
-      const now = yield* Clock.currentTimeMillis
-      const name = csvFileName(view.account?.email ?? "", ref, now)
-      exports.put(name, csv, now)
-      return HttpServerResponse.empty({ status: 301, headers: { location: `/${encodeURIComponent(name)}` } })
-    }))
+    )
+    if (csv === undefined) return yield* badRequest("No data.")
+    const now = yield* Clock.currentTimeMillis
+    const name = csvFileName(view.account?.email ?? "", ref, now)
+    const exports = yield* ExportFiles
+    exports.put(name, csv, now)
+    return HttpServerResponse.empty({ status: 301, headers: { location: `/${encodeURIComponent(name)}` } })
+  }))
 
-/** GET `/{file}`: an export `data` redirected to; any other name is 404, as an unmatched path. */
-const exportFile = (exports: CsvExports) =>
-  handler("GET export", (_request, params) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const bytes: Uint8Array | undefined = exports.get(params["file"] ?? "", now)
-      return bytes === undefined
-        ? HttpServerResponse.empty({ status: 404 })
-        : HttpServerResponse.uint8Array(bytes, { contentType: "application/gzip" })
-    }))
+/** GET `/{file}`: an export `data` redirected to, or a Blynk IoT `data/get` link; any other name is 404, as an unmatched path. */
+const exportFile = handler("GET export", (_request, params) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const file = (yield* ExportFiles).file(params["file"] ?? "", now)
+    return file === undefined
+      ? HttpServerResponse.empty({ status: 404 })
+      : HttpServerResponse.uint8Array(file.bytes, { contentType: file.contentType })
+  }))
 
 /** Every response, 404s included, may be read by any web page (protocol.md §5). */
 const AllowAnyOrigin = HttpRouter.middleware(
@@ -385,9 +396,8 @@ const AllowAnyOrigin = HttpRouter.middleware(
   { global: true }
 )
 
-/** The routes, and the header on every answer of the HTTP app. */
+/** The routes, and the header on every answer of the HTTP app; exports are kept in `ExportFiles`. */
 export const layer = (settings: LegacyApiSettings) => {
-  const exports = new CsvExports()
   return Layer.mergeAll(
     AllowAnyOrigin,
     HttpRouter.add("GET", "/:token/get/:pin", getPin),
@@ -403,7 +413,7 @@ export const layer = (settings: LegacyApiSettings) => {
     HttpRouter.add("GET", "/:token/clone", clone),
     HttpRouter.add("POST", "/:token/notify", postNotify),
     HttpRouter.add("POST", "/:token/email", postEmail),
-    HttpRouter.add("GET", "/:token/data/:pin", data(exports)),
-    HttpRouter.add("GET", "/:file", exportFile(exports))
+    HttpRouter.add("GET", "/:token/data/:pin", data),
+    HttpRouter.add("GET", "/:file", exportFile)
   )
 }

@@ -40,8 +40,14 @@ export const INVALID_TOKEN = "Invalid token."
 /** The caller's address, as the socket gives it. */
 export const addressOf = (request: HttpServerRequest) => Option.getOrElse(request.remoteAddress, () => "unknown")
 
-/** Who is writing: one writer per request, so the device log appends its entries with its own metadata. */
-export const writerOf = (request: HttpServerRequest): Writer => ({ session: `http-${randomUUID()}`, remote: addressOf(request) })
+/**
+ * Who is writing: one writer per request, so the device log appends its entries with its own
+ * metadata. The session names the API (`http-…` legacy, `external-…` Blynk IoT).
+ */
+export const writerOf = (request: HttpServerRequest, api: "http" | "external" = "http"): Writer => ({
+  session: `${api}-${randomUUID()}`,
+  remote: addressOf(request)
+})
 
 export const metadataOf = (writer: Writer): Metadata => ({
   actor: "http",
@@ -55,6 +61,12 @@ export const wellFormed = (s: string) => s.toWellFormed()
 
 /** Values as the pin state keeps them: a value holding NULs is several values (PostgreSQL's JSON refuses NUL). */
 export const pinValues = (values: ReadonlyArray<string>): Array<string> => values.flatMap((v) => wellFormed(v).split("\0"))
+
+/** A list that holds at least one item (e.g. `pinValues` of one value or more), typed so; an empty one is a bug. */
+export const nonEmpty = <A>(values: ReadonlyArray<A>): readonly [A, ...Array<A>] => {
+  if (values.length === 0) throw new Error("nonEmpty: no values")
+  return values as readonly [A, ...Array<A>]
+}
 
 /** `V5`, `v5`, `D8`, `A0`: a type letter and 0–255; undefined otherwise ("Wrong pin format."). */
 export const parsePin = (text: string | undefined): { readonly pinType: PinType; readonly pin: number } | undefined => {
@@ -93,24 +105,35 @@ export const queryOf = (url: string): ReadonlyArray<{ readonly key: string; read
   })
 }
 
+const tooLarge = () => new Reply({ response: HttpServerResponse.empty({ status: 413 }) })
+
+/** A request's body as text; larger than MAX_BODY_BYTES answers 413. */
+export const readBody = (request: HttpServerRequest) =>
+  Effect.gen(function*() {
+    const length = Number(request.headers["content-length"] ?? "0")
+    if (length > MAX_BODY_BYTES) return yield* tooLarge()
+    return yield* request.text.pipe(
+      Effect.provideService(MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
+      Effect.catch((error): Effect.Effect<never, Reply | HttpServerError> =>
+        error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge" ? Effect.fail(tooLarge()) : Effect.fail(error)
+      )
+    )
+  })
+
+/** Whether the request says its body is JSON. */
+export const isJsonBody = (request: HttpServerRequest) => (request.headers["content-type"] ?? "").toLowerCase().includes("application/json")
+
 /**
  * A JSON body: larger than MAX_BODY_BYTES answers 413; a content type other than JSON, or a body
  * that does not parse, answer the legacy 500 texts.
  */
 export const readJson = (request: HttpServerRequest) =>
   Effect.gen(function*() {
+    // 413 before the content type, as the legacy server answers.
     const length = Number(request.headers["content-length"] ?? "0")
-    if (length > MAX_BODY_BYTES) return yield* new Reply({ response: HttpServerResponse.empty({ status: 413 }) })
-    const contentType = (request.headers["content-type"] ?? "").toLowerCase()
-    if (!contentType.includes("application/json")) return yield* serverError("Unexpected content type. Expecting application/json.")
-    const body = yield* request.text.pipe(
-      Effect.provideService(MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
-      Effect.catch((error): Effect.Effect<never, Reply | HttpServerError> =>
-        error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge"
-          ? Effect.fail(new Reply({ response: HttpServerResponse.empty({ status: 413 }) }))
-          : Effect.fail(error)
-      )
-    )
+    if (length > MAX_BODY_BYTES) return yield* tooLarge()
+    if (!isJsonBody(request)) return yield* serverError("Unexpected content type. Expecting application/json.")
+    const body = yield* readBody(request)
     try {
       return JSON.parse(body) as unknown
     } catch {
@@ -137,27 +160,31 @@ export interface TokenDevice {
  * answers 400 "Invalid token." and counts towards the address's hardware throttle, as an invalid
  * hardware login does; a blocked address gets the same answer without a look-up.
  */
-export const deviceOfToken = (request: HttpServerRequest, token: string) =>
+export const deviceOfToken = (
+  request: HttpServerRequest,
+  token: string,
+  refuse: (message: string) => Effect.Effect<never, Reply> = badRequest
+) =>
   Effect.gen(function*() {
     const throttle = yield* Throttle
     const address = addressOf(request)
-    if (yield* throttle.blocked("hardware", address)) return yield* badRequest(INVALID_TOKEN)
+    if (yield* throttle.blocked("hardware", address)) return yield* refuse(INVALID_TOKEN)
     const owner = couldBeToken(token) ? yield* findByToken(token) : Option.none()
     if (Option.isNone(owner)) {
       yield* throttle.fail("hardware", address, `token ${token.slice(0, 4)}…`, metadataOf(writerOf(request)))
-      return yield* badRequest(INVALID_TOKEN)
+      return yield* refuse(INVALID_TOKEN)
     }
     const actor = yield* (yield* Directory).actor(owner.value.accountStream)
     return { ...owner.value, actor } satisfies TokenDevice
   })
 
 /** What the account's actor holds now, and the token's dashboard and device in it. */
-export const viewOf = (device: TokenDevice) =>
+export const viewOf = (device: TokenDevice, refuse: (message: string) => Effect.Effect<never, Reply> = badRequest) =>
   Effect.gen(function*() {
     const view = yield* device.actor.ref.ask<UserView, never>((reply) => ({ _tag: "Read", reply }))
     const dash: Dashboard | undefined = findDashboard(view.account, device.dashId)
     const found: Device | undefined = findDevice(dash, device.deviceId)
     // Deleted since the token was looked up.
-    if (dash === undefined || found === undefined) return yield* badRequest(INVALID_TOKEN)
+    if (dash === undefined || found === undefined) return yield* refuse(INVALID_TOKEN)
     return { view, dash, device: found }
   })

@@ -2,7 +2,7 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted } from "../../domain/Account.ts"
-import { PinsWritten, type PinWrite, pinKey, PropertySet, propertyKey } from "../../domain/Pins.ts"
+import { PinsWritten, type PinWrite, pinKey, PropertySet, propertyKey, propertyValues } from "../../domain/Pins.ts"
 import type { InlineProjection } from "../SqlEventStore.ts"
 import { decoder } from "./Decode.ts"
 
@@ -66,7 +66,7 @@ export const PinState: InlineProjection = {
           case "PropertySet": {
             const p = decodeProperty(e.data)
             if (p === undefined) break
-            put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), [p.value], e.position)
+            put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), e.position)
             break
           }
           case "DeviceDeleted":

@@ -157,8 +157,8 @@ for (const backend of backends) {
           // The reads the graphs and the CSV use.
           const pin = { accountStream: account, dashId: 1, deviceId: 0, pinType: "v" as const, pin: 1 }
           expect(yield* HistoryQueries.rollups(pin, "minute", base, base + 2 * MIN)).toEqual([
-            { ts: base, avg: 20, min: 10, max: 30, count: 3 },
-            { ts: base + MIN, avg: -15, min: -15, max: -15, count: 1 }
+            { ts: base, avg: 20, sum: 60, min: 10, max: 30, count: 3 },
+            { ts: base + MIN, avg: -15, sum: -15, min: -15, max: -15, count: 1 }
           ])
           expect((yield* HistoryQueries.lastRollups(pin, "minute", 2)).map((p) => p.ts)).toEqual([base + MIN, base + DAY])
           expect((yield* HistoryQueries.lastSamples(pin, 3, { numeric: true })).map((s) => s.num)).toEqual([-15, 7, 9])
