@@ -3,7 +3,7 @@ import { type AccountState, findDashboard, findDevice } from "../domain/Account.
 import { type PinType, type PinValues, pinKey, PropertySet, propertyKey } from "../domain/Pins.ts"
 import { deviceStream } from "../domain/Streams.ts"
 import { widgetPins } from "../domain/Widgets.ts"
-import type { DeviceLog, Writer } from "./DeviceLog.ts"
+import type { DeviceLog, Entry, Writer } from "./DeviceLog.ts"
 import type { AppNotice, DevicePeer } from "./Peer.ts"
 
 /** The message id of what the HTTP API sends to devices and apps (protocol.md §5). */
@@ -16,17 +16,27 @@ export interface TimedValues {
 }
 
 /**
- * A pin write through the HTTP API. `writes[0]` becomes the pin's value and is what the device
- * and the apps are sent; the others (`extra/pin`) are only recorded, with their times.
+ * One pin's part of an HTTP write. `writes[0]` becomes the pin's value and is what the device and
+ * the apps are sent; the others (`extra/pin`) are only recorded, with their times.
+ */
+export interface PinWrites {
+  readonly pinType: PinType
+  readonly pin: number
+  readonly writes: readonly [TimedValues, ...Array<TimedValues>]
+}
+
+/**
+ * A write through the HTTP API: one pin, or several pins of a device at once (the owner API),
+ * appended together in one commit and answered once that is committed.
  */
 export interface HttpWrite {
   readonly _tag: "HttpWrite"
   readonly dashId: number
   readonly deviceId: number
-  readonly pinType: PinType
-  readonly pin: number
-  readonly writes: readonly [TimedValues, ...Array<TimedValues>]
+  readonly pins: readonly [PinWrites, ...Array<PinWrites>]
   readonly by: Writer
+  /** The metadata's actor (the owner API's `api:<email>`); `http` by default. */
+  readonly actor?: string
   /** Completed once the write is committed, or at once when it cannot be made. */
   readonly reply: Deferred.Deferred<HttpWriteOutcome>
 }
@@ -76,11 +86,12 @@ const settle = (reply: Deferred.Deferred<HttpWriteOutcome>, outcome: HttpWriteOu
 export const handle = (account: AccountState, pins: PinValues, message: HttpMessage, context: HttpWriteContext): void => {
   const dash = findDashboard(account, message.dashId)
   if (dash === undefined || findDevice(dash, message.deviceId) === undefined) return settle(message.reply, "noDevice")
-  const { dashId, deviceId, pinType, pin, by } = message
+  const { dashId, deviceId, by } = message
   const stream = deviceStream(context.accountStream, dashId, deviceId)
   const at = Date.now()
   const committed = () => settle(message.reply, "committed")
   if (message._tag === "HttpProperty") {
+    const { pinType, pin } = message
     if (!dash.isActive) return settle(message.reply, "notActive")
     const bound = dash.widgets.some((w) => widgetPins(w).some((b) => b.deviceId === deviceId && b.pinType === pinType && b.pin === pin))
     // A property is kept per virtual pin (as SET_WIDGET_PROPERTY from a device is).
@@ -99,23 +110,30 @@ export const handle = (account: AccountState, pins: PinValues, message: HttpMess
     context.toApps({ _tag: "Property", id: HTTP_MESSAGE_ID, dashId, deviceId, pin, property, value }, dashId)
     return
   }
-  const [current, ...older] = message.writes
-  // The current value goes last, so that it is the pin's last write in the log as in the actor.
-  context.deviceLog.pushAll(stream, [...older, current].map((item) => ({
-    _tag: "Write",
-    dashId,
-    deviceId,
-    source: "http",
-    write: [pinType, pin, ...item.values],
-    by,
-    at,
-    ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
-    committed: item === current ? committed : ignore
-  })))
-  pins.set(pinKey(dashId, deviceId, pinType, pin), current.values)
-  const body = encoder.encode([`${pinType}w`, String(pin), ...current.values].join("\0"))
-  for (const socket of context.socketsOf(dashId, deviceId) ?? []) socket.send({ _tag: "Write", id: HTTP_MESSAGE_ID, body })
-  if (dash.isActive) context.toApps({ _tag: "DeviceWrite", id: HTTP_MESSAGE_ID, dashId, deviceId, body }, dashId)
+  const entries: Array<Entry> = message.pins.flatMap(({ pinType, pin, writes: [current, ...older] }) =>
+    // The current value goes last, so that it is the pin's last write in the log as in the actor.
+    [...older, current].map((item): Entry => ({
+      _tag: "Write",
+      dashId,
+      deviceId,
+      source: "http",
+      write: [pinType, pin, ...item.values],
+      by,
+      at,
+      ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
+      ...(message.actor === undefined ? {} : { actor: message.actor }),
+      // Every entry is awaited, so they are appended together, and the last one's commit is theirs.
+      committed: ignore
+    }))
+  )
+  entries[entries.length - 1] = { ...entries[entries.length - 1]!, committed }
+  context.deviceLog.pushAll(stream, entries)
+  for (const { pinType, pin, writes: [current] } of message.pins) {
+    pins.set(pinKey(dashId, deviceId, pinType, pin), current.values)
+    const body = encoder.encode([`${pinType}w`, String(pin), ...current.values].join("\0"))
+    for (const socket of context.socketsOf(dashId, deviceId) ?? []) socket.send({ _tag: "Write", id: HTTP_MESSAGE_ID, body })
+    if (dash.isActive) context.toApps({ _tag: "DeviceWrite", id: HTTP_MESSAGE_ID, dashId, deviceId, body }, dashId)
+  }
 }
 
 const numeric = new Set(["min", "max", "step", "maximumFractionDigits", "opacity", "scale", "rotation"])

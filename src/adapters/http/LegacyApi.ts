@@ -72,8 +72,7 @@ const write = (device: TokenDevice, request: HttpServerRequest, pin: { pinType: 
       _tag: "HttpWrite",
       dashId: device.dashId,
       deviceId: device.deviceId,
-      ...pin,
-      writes,
+      pins: [{ ...pin, writes }],
       by: writerOf(request),
       reply
     }))
