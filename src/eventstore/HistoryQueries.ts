@@ -55,15 +55,15 @@ const toPoint = (r: RollupRow): RollupPoint => {
   return { ts: Number(r.bucket), avg: Number(r.total) / count, min: Number(r.min), max: Number(r.max), count }
 }
 
-/** A pin's rollups with `from <= start < to`, oldest first. */
-export const rollups = (pin: PinRef, granularity: Granularity, from: number, to: number) =>
+/** A pin's rollups with `from <= start < to`, oldest first (the first `limit` of them, when given). */
+export const rollups = (pin: PinRef, granularity: Granularity, from: number, to: number, limit?: number) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     const rows = yield* sql<RollupRow>`
       SELECT r.bucket, r.total, r.min, r.max, r.count
       FROM pl_history_series s JOIN ${sql(rollupTables[granularity])} r ON r.series_id = s.series_id
       WHERE ${seriesFilter(sql, pin)} AND r.bucket >= ${Math.floor(from)}::int8 AND r.bucket < ${Math.floor(to)}::int8
-      ORDER BY r.bucket`
+      ORDER BY r.bucket ${limit === undefined ? sql.literal("") : sql`LIMIT ${limit}`}`
     return rows.map(toPoint)
   }).pipe(Effect.withSpan("HistoryQueries.rollups"))
 
