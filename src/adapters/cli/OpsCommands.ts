@@ -10,6 +10,7 @@ import { migrate } from "../../eventstore/Migrations.ts"
 import * as Replay from "../../eventstore/Replay.ts"
 import * as Verify from "../../eventstore/Verify.ts"
 import { HistoryConfig, retentionOf } from "../HistoryConfig.ts"
+import { parseIsoDate } from "../TimeInput.ts"
 
 /**
  * The operations commands (issue 5 §3, §4): audit, replay, verify, backup, restore. Each runs on
@@ -47,10 +48,8 @@ const isoDate = (name: string) =>
   Flag.String(name).pipe(
     Flag.mapTryCatch(
       (text) => {
-        const date = new Date(text)
-        if (!/^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$/.test(text) || Number.isNaN(date.getTime())) {
-          throw new Error("not an ISO date")
-        }
+        const date = parseIsoDate(text)
+        if (date === undefined) throw new Error("not an ISO date")
         return date
       },
       () => `--${name} takes an ISO date, such as 2026-01-01 or 2026-01-01T12:00:00Z`
