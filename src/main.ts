@@ -10,6 +10,7 @@ import { VerifyEmailRoute } from "./adapters/http/VerifyEmailRoute.ts"
 import { MetricsRouteFromConfig } from "./adapters/http/MetricsRoute.ts"
 import { withLogFormat } from "./adapters/Logging.ts"
 import * as LegacyApi from "./adapters/http/LegacyApi.ts"
+import * as OwnerRoutes from "./adapters/http/OwnerRoutes.ts"
 import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
 import * as CertificateReloader from "./adapters/net/CertificateReloader.ts"
@@ -120,7 +121,10 @@ const SessionsLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
 /** The legacy HTTP API (protocol.md §5); its QR links point at the public URL. */
 const LegacyApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => LegacyApi.layer({ publicUrl: publicUrl(config, hostname()) })))
 
-const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, MetricsRouteFromConfig)).pipe(
+/** The owner API under /api/v1, with its OpenAPI document. */
+const OwnerApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => OwnerRoutes.layer({ sessionMinutes: config.apiSessionMinutes })))
+
+const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, OwnerApiLayer, MetricsRouteFromConfig)).pipe(
   Layer.provide(Layer.merge(PlainLayer, TlsLayer)),
   Layer.provide(SessionsLayer),
   Layer.provide(Layer.unwrap(Effect.map(ServerConfig, (config) =>

@@ -15,12 +15,13 @@ import { HealthRoute } from "../../src/adapters/http/HealthRoute.ts"
 import { VerifyEmailRoute } from "../../src/adapters/http/VerifyEmailRoute.ts"
 import { MetricsRoute } from "../../src/adapters/http/MetricsRoute.ts"
 import * as LegacyApi from "../../src/adapters/http/LegacyApi.ts"
+import * as OwnerRoutes from "../../src/adapters/http/OwnerRoutes.ts"
 import * as Mailer from "../../src/adapters/notify/Mailer.ts"
 import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
 import * as PlainListener from "../../src/adapters/net/PlainListener.ts"
 import * as TlsListener from "../../src/adapters/net/TlsListener.ts"
-import type { Storage } from "./backends.ts"
+import type { Backend, Storage } from "./backends.ts"
 import { backends, storeLayer } from "./backends.ts"
 import { HttpServer } from "effect/http"
 import { inlineProjections } from "../../src/eventstore/projections/Inline.ts"
@@ -49,6 +50,8 @@ export interface ServerOptions {
   readonly mailer?: Layer.Layer<Mailer.Mailer, Mailer.MailError>
   /** The clock of the sessions and HTTP routes (token expiry, the throttle); the real one by default. */
   readonly clock?: Clock.Clock
+  /** How long an owner API session lasts (PINLEDGER_API_SESSION_MINUTES); a day by default. */
+  readonly apiSessionMinutes?: number
 }
 
 /**
@@ -88,7 +91,13 @@ export const startBlynkServer = async (
       TlsListener.layerWith({ port: 0, host: "127.0.0.1", cert, key, hardware: endpoints.hardware, app: endpoints.app })
     )
   }))
-  const Routes = Layer.mergeAll(HealthRoute, VerifyEmailRoute, MetricsRoute, LegacyApi.layer({ publicUrl: settings.publicUrl ?? "https://localhost:9443" }))
+  const Routes = Layer.mergeAll(
+    HealthRoute,
+    VerifyEmailRoute,
+    MetricsRoute,
+    LegacyApi.layer({ publicUrl: settings.publicUrl ?? "https://localhost:9443" }),
+    OwnerRoutes.layer({ sessionMinutes: options.apiSessionMinutes ?? 1440 })
+  )
   const All = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(Listeners),
     Layer.provideMerge(Sessions),
@@ -111,10 +120,10 @@ export const startBlynkServer = async (
   }
 }
 
-/** A fresh test storage (PGlite), kept until `release`, which also removes it. */
-export const openStorage = async () => {
+/** A fresh test storage (PGlite unless another backend is given), kept until `release`, which also removes it. */
+export const openStorage = async (backend: Backend = backends[0]!) => {
   const scope = Effect.runSync(Scope.make())
-  const storage = await Effect.runPromise(Scope.provide(backends[0]!.storage, scope).pipe(Effect.orDie))
+  const storage = await Effect.runPromise(Scope.provide(backend.storage, scope).pipe(Effect.orDie))
   return { storage, release: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
 
