@@ -33,7 +33,7 @@ interface ApiCall {
 }
 
 interface ApiAnswer extends HttpAnswer {
-  // oxlint-disable-next-line no-explicit-any -- JSON answers, checked field by field
+  /** The parsed JSON answer, checked field by field. */
   readonly json: any
 }
 
