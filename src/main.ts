@@ -13,6 +13,7 @@ import { withLogFormat } from "./adapters/Logging.ts"
 import * as ExportFiles from "./adapters/http/CsvExports.ts"
 import * as ExternalApi from "./adapters/http/ExternalApi.ts"
 import * as LegacyApi from "./adapters/http/LegacyApi.ts"
+import * as OwnerRoutes from "./adapters/http/OwnerRoutes.ts"
 import { hostname } from "node:os"
 import * as Certificates from "./adapters/net/Certificates.ts"
 import * as CertificateReloader from "./adapters/net/CertificateReloader.ts"
@@ -137,8 +138,11 @@ const ExternalApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) =>
   })
 ))
 
+/** The owner API under /api/v1, with its OpenAPI document. */
+const OwnerApiLayer = Layer.unwrap(Effect.map(ServerConfig, (config) => OwnerRoutes.layer({ sessionMinutes: config.apiSessionMinutes })))
+
 /** One HTTP app, served on the plain port and (as HTTPS) on the TLS port. Requests are logged by RequestLog.ts (no device tokens in the log). */
-const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, ExternalApiLayer, MetricsRouteFromConfig), {
+const HttpLayer = HttpRouter.serve(Layer.mergeAll(HealthRoute, VerifyEmailRoute, LegacyApiLayer, ExternalApiLayer, OwnerApiLayer, MetricsRouteFromConfig), {
   disableLogger: true,
   middleware: requestLog
 }).pipe(

@@ -25,6 +25,8 @@ export type Entry =
     readonly at: number
     /** The write's own time (ms) when the writer gave one (HTTP `extra/pin`): the event carries `timestamps`. */
     readonly timestamp?: number
+    /** Who wrote, for the metadata (the owner API's `api:<email>`); the source's name by default. */
+    readonly actor?: string
     /** Called once committed (see `awaited`). */
     readonly committed?: () => void
   }
@@ -62,7 +64,7 @@ const batchLength = (pending: ReadonlyArray<Entry>): number => {
 }
 
 const metadataOf = (entry: Entry): Metadata => ({
-  actor: entry._tag === "Event" ? entry.actor ?? "device" : entry.source === "hardware" ? "device" : entry.source,
+  actor: entry.actor ?? (entry._tag === "Event" || entry.source === "hardware" ? "device" : entry.source),
   session: entry.by.session,
   remoteAddress: entry.by.remote,
   time: new Date(entry.at).toISOString()

@@ -29,6 +29,8 @@ export interface HttpWrite {
   readonly deviceId: number
   readonly writes: readonly [PinValuesWrite, ...Array<PinValuesWrite>]
   readonly by: Writer
+  /** The metadata's actor (the owner API's `api:<email>`); `http` by default. */
+  readonly actor?: string
   /** Completed once the writes are committed, or at once when they cannot be made. */
   readonly reply: Deferred.Deferred<HttpWriteOutcome>
 }
@@ -173,6 +175,7 @@ export const handle = (account: AccountState, pins: PinValues, message: HttpMess
         by,
         at,
         ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
+        ...(message.actor === undefined ? {} : { actor: message.actor }),
         committed: i === last ? () => settle(message.reply, "committed") : ignore
       })))
       // Each pin's last write is its value now, and what the device and the apps hear.

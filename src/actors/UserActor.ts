@@ -1,4 +1,4 @@
-import { Deferred, Effect, Stream } from "effect"
+import { Deferred, Effect, Exit, Stream } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import {
   type Account,
@@ -13,7 +13,7 @@ import {
   findDashboard,
   findDevice
 } from "../domain/Account.ts"
-import { type AccessEvent, CommandRefused, SharedLogin, SharedLoginRefused, SharedSessionsClosed } from "../domain/Access.ts"
+import { type AccessEvent, CommandRefused, OwnerLoggedIn, SharedLogin, SharedLoginRefused, SharedSessionsClosed } from "../domain/Access.ts"
 import { deviceOfToken, mayChangeLayout, mayControl, mayView, type Principal, sharedDashboard } from "../domain/Permissions.ts"
 import { DeviceConnected, DeviceDisconnected, type PinWrite, parsePinKey, parsePropertyKey, pinKey, type PinValues, PropertySet, propertyKey, type PinType } from "../domain/Pins.ts"
 import { DAY_MS, dayOf, defaultEventLimits, type DeviceEventsToday, type EventLimits } from "../domain/LoggedEvents.ts"
@@ -27,7 +27,7 @@ import { eventsLoggedSince } from "../eventstore/LoggedEventQueries.ts"
 import { loadPinState } from "../eventstore/projections/PinState.ts"
 import * as Actor from "./Actor.ts"
 import * as AccountLog from "./AccountLog.ts"
-import { DeviceLog } from "./DeviceLog.ts"
+import { DeviceLog, type Writer } from "./DeviceLog.ts"
 import * as HttpWrites from "./HttpWrites.ts"
 import * as Notify from "./Notify.ts"
 import type { AppNotice, AppPeer, DevicePeer } from "./Peer.ts"
@@ -117,6 +117,17 @@ export type UserMessage =
     readonly reply: Deferred.Deferred<ExecuteResult, AccountRejected>
   }
   | { readonly _tag: "Read"; readonly reply: Deferred.Deferred<UserView> }
+  /**
+   * A security event of the account from outside a session (the owner API's login), appended to
+   * `access-<account>` with its writer's metadata; `reply` completes once it is committed.
+   */
+  | {
+    readonly _tag: "RecordAccess"
+    readonly event: AccessEvent
+    readonly by: Writer
+    readonly actor: string
+    readonly reply: Deferred.Deferred<void>
+  }
   /**
    * Another process (the CLI) appended to the account's stream, up to `version`: read what this
    * actor has not seen and act on it as on its own commits (close reprovisioned devices...).
@@ -481,6 +492,18 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
         case "DeviceNotify":
           notifier.handle(state.account, message)
           return state
+        case "RecordAccess": {
+          const { reply } = message
+          deviceLog.push(accessStream(stream), {
+            _tag: "Event",
+            event: message.event,
+            by: message.by,
+            at: Date.now(),
+            actor: message.actor,
+            committed: () => Deferred.doneUnsafe(reply, Exit.void)
+          })
+          return state
+        }
         case "HttpWrite":
         case "HttpProperty":
         case "HttpLogEvent":
@@ -618,6 +641,8 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
               return Effect.as(Deferred.succeed(message.reply, false), state)
             }
             record(new SharedLogin({ dashId: shared.dashId, remote: message.peer.remote }), message.peer)
+          } else {
+            record(new OwnerLoggedIn({ via: "app", remote: message.peer.remote }), message.peer)
           }
           apps.add(message.peer)
           tellPresence(state, true)

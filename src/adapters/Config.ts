@@ -34,6 +34,7 @@ export const ServerConfig = Config.all({
   publicUrl: Config.String("PINLEDGER_PUBLIC_URL").pipe(Config.option),
   loginMaxFailures: Positive("PINLEDGER_LOGIN_MAX_FAILURES").pipe(Config.withDefault(5)),
   loginBlockSeconds: Positive("PINLEDGER_LOGIN_BLOCK_SECONDS").pipe(Config.withDefault(600)),
+  apiSessionMinutes: Positive("PINLEDGER_API_SESSION_MINUTES").pipe(Config.withDefault(1440)),
   deviceLogIntervalMs: NonNegative("PINLEDGER_DEVICE_LOG_INTERVAL_MS").pipe(Config.withDefault(250)),
   notifyIntervalSeconds: NonNegative("PINLEDGER_NOTIFY_INTERVAL_SECONDS").pipe(Config.withDefault(5)),
   emailsPerDay: NonNegative("PINLEDGER_EMAILS_PER_DAY").pipe(Config.withDefault(100)),

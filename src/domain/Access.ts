@@ -1,9 +1,16 @@
 import { Schema } from "effect"
 
 /**
- * What shared sessions did and were refused (protocol.md §8: denials and kicks leave an event):
- * the `access-<account>` stream. Refused logins are throttle events (domain/Throttle.ts).
+ * Who logged in to the account and what shared sessions did and were refused (protocol.md §8:
+ * denials and kicks leave an event): the `access-<account>` stream. Refused logins are throttle
+ * events (domain/Throttle.ts).
  */
+
+/** The owner logged in with the account's password: an app's LOGIN, or the owner HTTP API. */
+export class OwnerLoggedIn extends Schema.TaggedClass<OwnerLoggedIn>()("OwnerLoggedIn", {
+  via: Schema.Literals(["app", "api"]),
+  remote: Schema.String
+}) {}
 
 export class SharedLogin extends Schema.TaggedClass<SharedLogin>()("SharedLogin", {
   dashId: Schema.Int,
@@ -28,5 +35,5 @@ export class SharedSessionsClosed extends Schema.TaggedClass<SharedSessionsClose
   reason: Schema.String
 }) {}
 
-export const AccessEvent = Schema.Union([SharedLogin, SharedLoginRefused, CommandRefused, SharedSessionsClosed])
+export const AccessEvent = Schema.Union([OwnerLoggedIn, SharedLogin, SharedLoginRefused, CommandRefused, SharedSessionsClosed])
 export type AccessEvent = typeof AccessEvent.Type

@@ -19,6 +19,7 @@ import * as ExternalApi from "../../src/adapters/http/ExternalApi.ts"
 import { defaultBatchLimits } from "../../src/adapters/http/ExternalParams.ts"
 import * as LegacyApi from "../../src/adapters/http/LegacyApi.ts"
 import { defaultEventLimits } from "../../src/domain/LoggedEvents.ts"
+import * as OwnerRoutes from "../../src/adapters/http/OwnerRoutes.ts"
 import * as Mailer from "../../src/adapters/notify/Mailer.ts"
 import * as Certificates from "../../src/adapters/net/Certificates.ts"
 import { layerHttpHandoff } from "../../src/adapters/net/ConnectionRouter.ts"
@@ -55,6 +56,8 @@ export interface ServerOptions {
   readonly clock?: Clock.Clock
   /** The Blynk IoT API's limits (its `logEvent` limits are the actors' `events`). */
   readonly external?: Partial<Pick<ExternalApi.ExternalApiSettings, "batch" | "exportMaxRows">>
+  /** How long an owner API session lasts (PINLEDGER_API_SESSION_MINUTES); a day by default. */
+  readonly apiSessionMinutes?: number
 }
 
 /**
@@ -105,7 +108,8 @@ export const startBlynkServer = async (
       batch: options.external?.batch ?? defaultBatchLimits,
       events: actors.events ?? defaultEventLimits,
       exportMaxRows: options.external?.exportMaxRows ?? 100_000
-    })
+    }),
+    OwnerRoutes.layer({ sessionMinutes: options.apiSessionMinutes ?? 1440 })
   )
   const All = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(Listeners),

@@ -21,12 +21,14 @@ export interface HttpCall {
   readonly localAddress?: string
   /** Send the body chunked, without a content-length. */
   readonly chunked?: boolean
+  /** More request headers (`authorization`…). */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** One HTTP(S) request on a connection of its own; resolves with the whole answer. */
 export const call = (options: HttpCall): Promise<HttpAnswer> =>
   new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = {}
+    const headers: Record<string, string | number> = { ...options.headers }
     if (options.body !== undefined) {
       headers["content-type"] = options.contentType ?? "application/json"
       if (options.chunked !== true) headers["content-length"] = Buffer.byteLength(options.body)

@@ -10,6 +10,7 @@ import { migrate } from "../../eventstore/Migrations.ts"
 import * as Replay from "../../eventstore/Replay.ts"
 import * as Verify from "../../eventstore/Verify.ts"
 import { HistoryConfig, retentionOf } from "../HistoryConfig.ts"
+import { parseIsoDate } from "../TimeInput.ts"
 
 /**
  * The operations commands (issue 5 §3, §4): audit, replay, verify, backup, restore. Each runs on
@@ -41,19 +42,6 @@ const runOn = (database: DatabaseLayer) => <A, E>(effect: Effect.Effect<A, E, Sq
     Effect.catch((error) => Console.error(`pinledger: ${describe(error)}`).pipe(Effect.andThen(Effect.fail(new Reported())))),
     Effect.provideService(Logger.LogToStderr, true)
   )
-
-/**
- * An ISO date (`2026-01-01`, midnight UTC) or date and time (`2026-01-01T12:00:00Z`); undefined
- * when it is not one. A time without an offset is UTC too, as the audit prints times (JavaScript
- * would read it in the machine's zone, and the date alone in UTC).
- */
-export const parseIsoDate = (text: string): Date | undefined => {
-  const m = /^(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d(?:\.\d+)?)?)(Z|[+-]\d\d:?\d\d)?)?$/.exec(text)
-  if (m === null) return undefined
-  const [, day, time, offset] = m
-  const date = new Date(time === undefined ? day! : `${day}T${time}${offset ?? "Z"}`)
-  return Number.isNaN(date.getTime()) ? undefined : date
-}
 
 const isoDate = (name: string) =>
   Flag.String(name).pipe(

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
-import { parseIsoDate } from "../../../src/adapters/cli/OpsCommands.ts"
+import { parseIsoDate } from "../../../src/adapters/TimeInput.ts"
 
 /**
  * `--since` / `--until` of `pinledger audit`. The log's times are shown in UTC, and a date alone
