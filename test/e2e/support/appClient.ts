@@ -46,10 +46,13 @@ export class AppClient {
     socket.on("close", () => this.#fail("the server closed the app connection"))
   }
 
-  /** Connects over TLS and checks the server's certificate against `ca` for the name `localhost`. */
-  static connect(port: number, ca: string): Promise<AppClient> {
+  /**
+   * Connects over TLS and checks the server's certificate against `ca` for the name `localhost`;
+   * from `localAddress` (any 127.x.y.z) when given, so the server sees another remote address.
+   */
+  static connect(port: number, ca: string, localAddress?: string): Promise<AppClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => {
+      const socket = connect({ host: "127.0.0.1", port, ca, servername: "localhost", ...(localAddress ? { localAddress } : {}) }, () => {
         socket.off("error", reject)
         resolve(new AppClient(socket))
       })
