@@ -62,7 +62,10 @@ type Step =
   | { readonly kind: "deviceWrite"; readonly dash: number; readonly device: number; readonly writes: ReadonlyArray<Write> }
   | { readonly kind: "deviceLogin"; readonly pick: number; readonly tls: boolean }
   | { readonly kind: "appWrite"; readonly dash: number; readonly device: number; readonly write: Write }
-  | { readonly kind: "createDash"; readonly dash: number }
+  | { readonly kind: "createDash"; readonly dash: number; readonly shared: boolean }
+  /** UPDATE_DASH: its widgets become the set-up's Superchart, `isShared` as given. */
+  | { readonly kind: "updateDash"; readonly dash: number; readonly shared: boolean }
+  | { readonly kind: "projectSettings"; readonly dash: number; readonly shared: boolean }
   | { readonly kind: "deleteDash"; readonly dash: number }
   | { readonly kind: "activate"; readonly dash: number }
   | { readonly kind: "createDevice"; readonly dash: number; readonly device: number }
@@ -75,6 +78,8 @@ type Step =
   | { readonly kind: "refreshShareToken"; readonly dash: number }
   | { readonly kind: "sharing"; readonly dash: number; readonly on: boolean }
   | { readonly kind: "getCloneCode"; readonly dash: number }
+  /** GET_PROJECT_BY_CLONE_CODE `code new` with the run's last clone code: a dashboard and its devices in one append. */
+  | { readonly kind: "cloneProject" }
   | { readonly kind: "legacyTimed"; readonly dash: number; readonly device: number; readonly pin: readonly [PinType, number]; readonly points: ReadonlyArray<Point<string>> }
   | { readonly kind: "externalBatch"; readonly dash: number; readonly device: number; readonly writes: ReadonlyArray<Write> }
   | { readonly kind: "externalPost"; readonly dash: number; readonly device: number; readonly pin: number; readonly points: ReadonlyArray<Point<PostValue>> }
@@ -153,7 +158,9 @@ const anyStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: step("deviceWrite", { dash, device, writes: fc.array(write, { minLength: 1, maxLength: 4 }) }) },
   { weight: 1, arbitrary: step("deviceLogin", { pick: fc.nat(20), tls: fc.boolean() }) },
   { weight: 2, arbitrary: step("appWrite", { dash, device, write }) },
-  { weight: 1, arbitrary: step("createDash", { dash }) },
+  { weight: 1, arbitrary: step("createDash", { dash, shared: fc.boolean() }) },
+  { weight: 1, arbitrary: step("updateDash", { dash, shared: fc.boolean() }) },
+  { weight: 1, arbitrary: step("projectSettings", { dash, shared: fc.boolean() }) },
   { weight: 1, arbitrary: step("deleteDash", { dash }) },
   { weight: 1, arbitrary: step("activate", { dash }) },
   { weight: 2, arbitrary: step("createDevice", { dash, device }) },
@@ -176,6 +183,7 @@ const anyStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: step("refreshShareToken", { dash }) },
   { weight: 1, arbitrary: step("sharing", { dash, on: fc.boolean() }) },
   { weight: 1, arbitrary: step("getCloneCode", { dash }) },
+  { weight: 1, arbitrary: fc.constant<Step>({ kind: "cloneProject" }) },
   {
     weight: 2,
     arbitrary: step("legacyTimed", { dash, device, pin, points: fc.array(fc.tuple(anyOffset, value), { minLength: 1, maxLength: 4 }) })
@@ -216,6 +224,9 @@ const everyKind: ReadonlyArray<Step> = [
   { kind: "refreshShareToken", dash: 1 },
   { kind: "ownerRevoke", dash: 1 },
   { kind: "getCloneCode", dash: 1 },
+  { kind: "projectSettings", dash: 1, shared: true },
+  { kind: "updateDash", dash: 1, shared: false },
+  { kind: "cloneProject" },
   { kind: "passwordReset" },
   { kind: "createChart", dash: 1, widget: 11, streams: [[1, "d", 2], [1, "a", 1]] },
   { kind: "deleteGraphData", dash: 1, widget: 10, stream: 1 },
@@ -227,7 +238,7 @@ const everyKind: ReadonlyArray<Step> = [
   { kind: "deviceWrite", dash: 1, device: 0, writes: [["a", 0, ["9"]]] },
   { kind: "deviceWrite", dash: 2, device: 0, writes: [["v", 0, ["1"]], ["v", 0, ["2"]]] },
   { kind: "deleteDash", dash: 2 },
-  { kind: "createDash", dash: 2 },
+  { kind: "createDash", dash: 2, shared: true },
   { kind: "activate", dash: 2 },
   { kind: "createDevice", dash: 2, device: 0 },
   { kind: "deviceWrite", dash: 2, device: 0, writes: [["v", 0, ["3"]]] },
@@ -253,6 +264,8 @@ interface World {
   readonly devices: Map<string, BlynkClient>
   /** Every connection opened, to close at the end. */
   readonly opened: Array<BlynkClient>
+  /** The last clone code handed out. */
+  cloneCode: string | undefined
 }
 
 const key = (dash: number, device: number) => `${dash}-${device}`
@@ -347,7 +360,13 @@ const run = async (w: World, s: Step): Promise<boolean> => {
       return true
     }
     case "createDash":
-      return (await status(w, Command.CREATE_DASH, [JSON.stringify({ id: s.dash, name: `dash ${s.dash}` })])) === Status.OK
+      return (await status(w, Command.CREATE_DASH, [JSON.stringify({ id: s.dash, name: `dash ${s.dash}`, isShared: s.shared })])) === Status.OK
+    case "updateDash": {
+      const dash = { id: s.dash, name: `dash ${s.dash}`, isShared: s.shared, widgets: [setUpChart] }
+      return (await status(w, Command.UPDATE_DASH, [JSON.stringify(dash)])) === Status.OK
+    }
+    case "projectSettings":
+      return (await status(w, Command.UPDATE_PROJECT_SETTINGS, [String(s.dash), JSON.stringify({ isShared: s.shared, theme: "BlynkLight" })])) === Status.OK
     case "deleteDash": {
       const done = (await status(w, Command.DELETE_DASH, [String(s.dash)])) === Status.OK
       if (done) forget(w, s.dash, undefined)
@@ -394,7 +413,11 @@ const run = async (w: World, s: Step): Promise<boolean> => {
     case "sharing":
       return (await status(w, Command.SHARING, [String(s.dash), s.on ? "on" : "off"])) === Status.OK
     case "getCloneCode":
-      return (await reply(w, Command.GET_CLONE_CODE, [String(s.dash)])) !== undefined
+      w.cloneCode = await reply(w, Command.GET_CLONE_CODE, [String(s.dash)]) ?? w.cloneCode
+      return w.cloneCode !== undefined
+    case "cloneProject":
+      // The copy's id and its devices' tokens are not tracked: steps meet them only through answers.
+      return (await reply(w, Command.GET_PROJECT_BY_CLONE_CODE, [w.cloneCode ?? NO_TOKEN, "new"])) !== undefined
     case "legacyTimed": {
       const now = Date.now()
       const json = s.points.map(([offset, v]) => ({ timestamp: now + offset, value: v }))
@@ -436,6 +459,8 @@ const run = async (w: World, s: Step): Promise<boolean> => {
   }
 }
 
+const setUpChart = chartJson(10, [[0, "v", 0], [0, "v", 1], [1, "d", 2]])
+
 /**
  * A fresh account with dashboard 1 (a Superchart on device 0's V0 and V1 and device 1's D2;
  * devices 0 and 1) and dashboard 2 (device 0), both active.
@@ -452,15 +477,15 @@ const setUp = async (server: RunningServer): Promise<World> => {
     tokens: new Map(),
     issued: [],
     devices: new Map(),
-    opened: [app]
+    opened: [app],
+    cloneCode: undefined
   }
-  const chart = chartJson(10, [[0, "v", 0], [0, "v", 1], [1, "d", 2]])
-  expect(await status(w, Command.CREATE_DASH, [JSON.stringify({ id: 1, name: "Home", widgets: [chart] })])).toBe(Status.OK)
+  expect(await status(w, Command.CREATE_DASH, [JSON.stringify({ id: 1, name: "Home", widgets: [setUpChart] })])).toBe(Status.OK)
   const setUpSteps: ReadonlyArray<Step> = [
     { kind: "createDevice", dash: 1, device: 0 },
     { kind: "createDevice", dash: 1, device: 1 },
     { kind: "activate", dash: 1 },
-    { kind: "createDash", dash: 2 },
+    { kind: "createDash", dash: 2, shared: false },
     { kind: "createDevice", dash: 2, device: 0 },
     { kind: "activate", dash: 2 }
   ]
