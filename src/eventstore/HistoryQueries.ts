@@ -89,7 +89,7 @@ export const lastSamples = (pin: PinRef, limit: number, options: { readonly nume
       SELECT r.ts, r.value, r.more, r.num
       FROM pl_history_series s JOIN pl_history_raw r ON r.series_id = s.series_id
       WHERE ${seriesFilter(sql, pin)} ${sql.literal(options.numeric ? "AND r.num IS NOT NULL" : "")}
-      ORDER BY r.ts DESC LIMIT ${limit}`
+      ORDER BY r.ts DESC, r.position DESC, r.write_index DESC LIMIT ${limit}`
     return rows.map((r): RawSample => {
       const more = typeof r.more === "string" ? JSON.parse(r.more) : r.more
       return { ts: Number(r.ts), value: r.value, more: Array.isArray(more) ? more.map(String) : [], num: r.num === null ? null : Number(r.num) }
@@ -104,7 +104,7 @@ export const samples = (pin: PinRef, from: number, to: number, limit: number) =>
       SELECT r.ts, r.value, r.more, r.num
       FROM pl_history_series s JOIN pl_history_raw r ON r.series_id = s.series_id
       WHERE ${seriesFilter(sql, pin)} AND r.ts >= ${Math.floor(from)}::int8 AND r.ts < ${Math.floor(to)}::int8
-      ORDER BY r.ts LIMIT ${limit}`
+      ORDER BY r.ts, r.position, r.write_index LIMIT ${limit}`
     return rows.map((r): RawSample => {
       const more = typeof r.more === "string" ? JSON.parse(r.more) : r.more
       return { ts: Number(r.ts), value: r.value, more: Array.isArray(more) ? more.map(String) : [], num: r.num === null ? null : Number(r.num) }

@@ -184,6 +184,19 @@ export const migrations: ReadonlyArray<Migration> = [
       // Time follows position in an append-only table: BRIN is a few pages for millions of rows.
       `CREATE INDEX pl_events_recorded_at ON pl_events USING brin (recorded_at)`
     ]
+  },
+  {
+    version: 8,
+    name: "pin history order",
+    statements: [
+      // Samples with the same time (one event's writes share it) come back in the order they were
+      // written: by their event's position in the log, then their place in its writes. Rows
+      // written before this migration have 0 and 0 (`pinledger replay pin-history` fills them in).
+      `ALTER TABLE pl_history_raw ADD COLUMN position bigint NOT NULL DEFAULT 0,
+        ADD COLUMN write_index integer NOT NULL DEFAULT 0`,
+      `DROP INDEX pl_history_raw_series_ts`,
+      `CREATE INDEX pl_history_raw_series_ts ON pl_history_raw (series_id, ts, position, write_index)`
+    ]
   }
 ]
 

@@ -1,4 +1,4 @@
-import { Cause, Clock, Duration, Effect, Exit, Layer, Queue } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Queue } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted, GraphDataDeleted } from "../../domain/Account.ts"
@@ -17,9 +17,10 @@ import { decoder } from "./Decode.ts"
  * the settled log with a checkpoint of its own, so it lags the log a little and never slows an
  * append; `rebuild` empties it and replays the log into it.
  *
- * Tables (migration "pin history"): `pl_history_series` names each pin once (a small integer id,
- * so the big tables stay narrow); `pl_history_raw` (series, ts) and the rollups keyed by
- * (series, bucket start), so a chart's window is one range scan of the primary key.
+ * Tables (migrations "pin history", "pin history order"): `pl_history_series` names each pin once
+ * (a small integer id, so the big tables stay narrow); `pl_history_raw` indexed by (series, ts,
+ * event position, index in the event's writes: samples of the same time in the order written) and
+ * the rollups keyed by (series, bucket start), so a chart's window is one range scan of an index.
  *
  * Rollups are folded in JavaScript, value after value in log order, starting from the stored
  * row: a rebuild then computes bit for bit the same sums as the live projection, whatever the
@@ -70,6 +71,8 @@ const cutoffsAt = (retention: Retention, now: number): Cutoffs => {
 
 /** An event as the projection reads it: `time` is when its writes happened (epoch ms). */
 export interface HistoryEvent {
+  /** Its position in the log: with the write's index in it, orders samples of the same time. */
+  readonly position: number
   readonly streamId: string
   readonly type: string
   readonly data: unknown
@@ -79,11 +82,14 @@ export interface HistoryEvent {
 /** The writes' time: the metadata's (when they reached the server), else the commit's. */
 export const fromRecorded = (e: RecordedEvent): HistoryEvent => {
   const t = Date.parse(e.metadata?.time ?? "")
-  return { streamId: e.streamId, type: e.type, data: e.data, time: Number.isFinite(t) ? t : e.recordedAt.getTime() }
+  return { position: e.position, streamId: e.streamId, type: e.type, data: e.data, time: Number.isFinite(t) ? t : e.recordedAt.getTime() }
 }
 
 interface Sample {
-  readonly key: string
+  /** The pin's device, as `seriesPrefix` makes it: one string per event, hashed once. */
+  readonly prefix: string
+  /** The pin within the device (`pinCode`). */
+  readonly code: number
   /** The series id, once resolved (-1 before). */
   series: number
   readonly account: string
@@ -92,6 +98,9 @@ interface Sample {
   readonly pinType: PinType
   readonly pin: number
   readonly ts: number
+  /** Its event's position and its index in the event's writes: the order of samples of the same time. */
+  readonly position: number
+  readonly index: number
   readonly value: string
   /** Values after the first, for multi-value writes (`vw 1 a b c`), as JSON. */
   readonly more: string | null
@@ -108,8 +117,9 @@ export const numericValue = (text: string): number | null => {
   return Number.isFinite(n) ? n + 0 : null
 }
 
-const seriesKey = (account: string, dashId: number, deviceId: number, pinType: string, pin: number) =>
-  `${account}|${dashId}|${deviceId}|${pinType}|${pin}`
+const seriesPrefix = (account: string, dashId: number, deviceId: number) => `${account}|${dashId}|${deviceId}|`
+const pinTypes = ["v", "d", "a"] as const
+const pinCode = (pinType: string, pin: number) => pin * 4 + pinTypes.indexOf(pinType as PinType)
 
 /** `device-<digest>-<dash>-<device>` → `user-<digest>` (domain/Streams.ts). */
 const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
@@ -126,8 +136,7 @@ const samplesOf = (e: HistoryEvent, into: Array<Sample>): number => {
   const writes = d.writes as ReadonlyArray<unknown>
   const times = Array.isArray(d.timestamps) && d.timestamps.length === writes.length ? (d.timestamps as ReadonlyArray<unknown>) : undefined
   const account = accountOf(e.streamId)
-  // seriesKey's start, once per event.
-  const prefix = `${account}|${dashId}|${deviceId}|`
+  const prefix = seriesPrefix(account, dashId, deviceId)
   let n = 0
   for (let i = 0; i < writes.length; i++) {
     const w = writes[i]
@@ -138,7 +147,8 @@ const samplesOf = (e: HistoryEvent, into: Array<Sample>): number => {
     const ts = typeof own === "number" && Number.isFinite(own) ? Math.trunc(own) : e.time
     const pin = w[1] as number
     into.push({
-      key: `${prefix}${w[0]}|${pin}`,
+      prefix,
+      code: pinCode(w[0], pin),
       series: -1,
       account,
       dashId,
@@ -146,6 +156,8 @@ const samplesOf = (e: HistoryEvent, into: Array<Sample>): number => {
       pinType: w[0],
       pin,
       ts,
+      position: e.position,
+      index: i,
       value: w[2] as string,
       more: single ? null : JSON.stringify(w.slice(3)),
       num: single ? numericValue(w[2] as string) : null
@@ -216,12 +228,12 @@ const granularities: ReadonlyArray<Granularity> = ["minute", "hour", "day"]
 
 type SeriesRow = { readonly series_id: number; readonly account_stream: string; readonly dash_id: number; readonly device_id: number; readonly pin_type: string; readonly pin: number }
 
-const keyArrays = (keys: ReadonlyArray<Sample>) => ({
-  a: SqlArrays.texts(keys.map((k) => k.account)),
-  d: SqlArrays.numbers(keys.map((k) => k.dashId)),
-  v: SqlArrays.numbers(keys.map((k) => k.deviceId)),
-  t: SqlArrays.texts(keys.map((k) => k.pinType)),
-  p: SqlArrays.numbers(keys.map((k) => k.pin))
+const keyArrays = (arrays: SqlArrays.Arrays, keys: ReadonlyArray<Sample>) => ({
+  a: arrays.texts(keys.map((k) => k.account)),
+  d: arrays.numbers(keys.map((k) => k.dashId)),
+  v: arrays.numbers(keys.map((k) => k.deviceId)),
+  t: arrays.texts(keys.map((k) => k.pinType)),
+  p: arrays.numbers(keys.map((k) => k.pin))
 })
 
 export interface WriterOptions {
@@ -234,6 +246,12 @@ export interface WriterOptions {
   readonly rawBatch: number
   /** Rollup values gathered before the rollups are written. */
   readonly rollupBatch: number
+  /**
+   * Inserts are sent without waiting for them (one at a time in flight, the connection keeps
+   * them in order), so the next batch is shaped while the database stores this one; `flush`
+   * waits for the last. Only in a transaction (a rebuild's): the statements must share a connection.
+   */
+  readonly pipelined: boolean
 }
 
 /**
@@ -245,23 +263,31 @@ export interface WriterOptions {
 class Writer {
   readonly #cut: Cutoffs
   readonly #options: WriterOptions
+  readonly #arrays: SqlArrays.Arrays
   /** No pin is in the table that is not in the cache. */
   #seriesFresh: boolean
   /** No rollup row is in the tables (this writer has not written any yet). */
   #rollupsFresh: boolean
-  readonly #ids = new Map<string, number>()
+  /** Series ids by `Sample.prefix`, then `Sample.code`. */
+  readonly #ids = new Map<string, Map<number, number>>()
   #rawSeries: Array<number> = []
   #rawTs: Array<number> = []
+  #rawPosition: Array<number> = []
+  #rawIndex: Array<number> = []
   #rawValue: Array<string> = []
   #rawMore: Array<string | null> = []
   #rawNum: Array<number | null> = []
   /** Per granularity: series → bucket → group. */
   readonly #groups: Record<Granularity, Map<number, Map<number, Group>>> = { minute: new Map(), hour: new Map(), day: new Map() }
+  /** Per granularity, by series id: the group its last value went to (one of `#groups`'). */
+  #recent: Record<Granularity, Array<Group | undefined>> = { minute: [], hour: [], day: [] }
   #values = 0
+  #inFlight: Fiber.Fiber<unknown, SqlError> | undefined
 
-  constructor(cut: Cutoffs, options: WriterOptions) {
+  constructor(cut: Cutoffs, options: WriterOptions, arrays: SqlArrays.Arrays) {
     this.#cut = cut
     this.#options = options
+    this.#arrays = arrays
     this.#seriesFresh = options.fresh
     this.#rollupsFresh = options.fresh
   }
@@ -273,33 +299,46 @@ class Writer {
       if (samples.length === 0) return
       yield* self.#resolve(samples)
       const cut = self.#cut
-      for (const s of samples) {
+      const rawSeries = self.#rawSeries, rawTs = self.#rawTs, rawPosition = self.#rawPosition, rawIndex = self.#rawIndex
+      const rawValue = self.#rawValue, rawMore = self.#rawMore, rawNum = self.#rawNum
+      for (let i = 0; i < samples.length; i++) {
+        const s = samples[i]!
         const series = s.series
         if (s.ts >= cut.raw) {
-          self.#rawSeries.push(series)
-          self.#rawTs.push(s.ts)
-          self.#rawValue.push(s.value)
-          self.#rawMore.push(s.more)
-          self.#rawNum.push(s.num)
+          rawSeries.push(series)
+          rawTs.push(s.ts)
+          rawPosition.push(s.position)
+          rawIndex.push(s.index)
+          rawValue.push(s.value)
+          rawMore.push(s.more)
+          rawNum.push(s.num)
         }
-        if (s.num === null) continue
-        self.#group(self.#groups.minute, series, bucketOf(s.ts, "minute"), cut.minute, s.num)
-        self.#group(self.#groups.hour, series, bucketOf(s.ts, "hour"), cut.hour, s.num)
-        self.#group(self.#groups.day, series, bucketOf(s.ts, "day"), cut.day, s.num)
+        const num = s.num
+        if (num === null) continue
+        self.#group("minute", series, bucketOf(s.ts, "minute"), cut.minute, num)
+        self.#group("hour", series, bucketOf(s.ts, "hour"), cut.hour, num)
+        self.#group("day", series, bucketOf(s.ts, "day"), cut.day, num)
       }
       if (self.#rawSeries.length >= self.#options.rawBatch) yield* self.#writeRaw
       if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups
     })
   }
 
-  #group(groups: Map<number, Map<number, Group>>, series: number, bucket: number, cutoff: number, num: number) {
+  #group(g: Granularity, series: number, bucket: number, cutoff: number, num: number) {
     if (bucket < cutoff) return
-    let buckets = groups.get(series)
-    if (buckets === undefined) groups.set(series, (buckets = new Map()))
-    let group = buckets.get(bucket)
-    if (group === undefined) {
-      group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: this.#rollupsFresh ? undefined : [] }
-      buckets.set(bucket, group)
+    // A pin's values mostly fall in the bucket of the one before.
+    const recent = this.#recent[g]
+    let group = recent[series]
+    if (group === undefined || group.bucket !== bucket) {
+      const groups = this.#groups[g]
+      let buckets = groups.get(series)
+      if (buckets === undefined) groups.set(series, (buckets = new Map()))
+      group = buckets.get(bucket)
+      if (group === undefined) {
+        group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: this.#rollupsFresh ? undefined : [] }
+        buckets.set(bucket, group)
+      }
+      recent[series] = group
     }
     if (group.values === undefined) fold(group, num)
     else group.values.push(num)
@@ -308,7 +347,26 @@ class Writer {
 
   /** Writes everything gathered. */
   get flush(): Effect.Effect<void, SqlError, SqlClient> {
-    return Effect.andThen(this.#writeRaw, this.#writeRollups)
+    return Effect.andThen(Effect.andThen(this.#writeRaw, this.#writeRollups), this.#settle)
+  }
+
+  /** Runs an insert, or (pipelined) sends it once the one before it is done. */
+  #send(insert: Effect.Effect<unknown, SqlError, SqlClient>): Effect.Effect<void, SqlError, SqlClient> {
+    if (!this.#options.pipelined) return Effect.asVoid(insert)
+    const self = this
+    return Effect.gen(function*() {
+      yield* self.#settle
+      self.#inFlight = yield* Effect.forkChild(insert)
+    })
+  }
+
+  /** Waits for the insert in flight, if any (its failure is the caller's). */
+  get #settle(): Effect.Effect<void, SqlError> {
+    return Effect.suspend(() => {
+      const fiber = this.#inFlight
+      this.#inFlight = undefined
+      return fiber === undefined ? Effect.void : Effect.asVoid(Fiber.join(fiber))
+    })
   }
 
   /** After series were dropped (and `flush`): their ids are gone, and so is the certainty of `fresh`. */
@@ -322,27 +380,32 @@ class Writer {
   #resolve(samples: ReadonlyArray<Sample>) {
     const self = this
     return Effect.gen(function*() {
+      const ids = self.#ids
       const unknown = new Map<string, Sample>()
       let unresolved = false
       for (const s of samples) {
-        const id = self.#ids.get(s.key)
+        const id = ids.get(s.prefix)?.get(s.code)
         if (id !== undefined) s.series = id
         else {
           unresolved = true
-          if (!unknown.has(s.key)) unknown.set(s.key, s)
+          const k = `${s.prefix}${s.code}`
+          if (!unknown.has(k)) unknown.set(k, s)
         }
       }
       if (!unresolved) return
       const sql = yield* SqlClient
       const remember = (rows: ReadonlyArray<SeriesRow>) => {
         for (const r of rows) {
-          const k = seriesKey(r.account_stream, Number(r.dash_id), Number(r.device_id), r.pin_type, Number(r.pin))
-          self.#ids.set(k, Number(r.series_id))
-          unknown.delete(k)
+          const prefix = seriesPrefix(r.account_stream, Number(r.dash_id), Number(r.device_id))
+          const code = pinCode(r.pin_type, Number(r.pin))
+          let byPin = ids.get(prefix)
+          if (byPin === undefined) ids.set(prefix, (byPin = new Map()))
+          byPin.set(code, Number(r.series_id))
+          unknown.delete(`${prefix}${code}`)
         }
       }
       const lookup = () => {
-        const k = keyArrays([...unknown.values()])
+        const k = keyArrays(self.#arrays, [...unknown.values()])
         // One index probe per pin (LIMIT 1 keeps the planner from scanning the table instead).
         return sql<SeriesRow>`SELECT s.* FROM unnest(${k.a}::text[], ${k.d}::int[], ${k.v}::int[], ${k.t}::text[], ${k.p}::int[]) AS k(a, d, v, t, p)
           CROSS JOIN LATERAL (SELECT series_id, account_stream, dash_id, device_id, pin_type, pin FROM pl_history_series
@@ -350,7 +413,7 @@ class Writer {
       }
       if (!self.#seriesFresh) remember(yield* lookup())
       if (unknown.size > 0) {
-        const k = keyArrays([...unknown.values()])
+        const k = keyArrays(self.#arrays, [...unknown.values()])
         remember(yield* sql<SeriesRow>`INSERT INTO pl_history_series (account_stream, dash_id, device_id, pin_type, pin)
           SELECT * FROM unnest(${k.a}::text[], ${k.d}::int[], ${k.v}::int[], ${k.t}::text[], ${k.p}::int[])
           ON CONFLICT DO NOTHING
@@ -358,7 +421,7 @@ class Writer {
         // Made meanwhile by another writer (only if two ever ran at once).
         if (unknown.size > 0) remember(yield* lookup())
       }
-      for (const s of samples) if (s.series < 0) s.series = self.#ids.get(s.key)!
+      for (const s of samples) if (s.series < 0) s.series = ids.get(s.prefix)!.get(s.code)!
     })
   }
 
@@ -367,15 +430,21 @@ class Writer {
     return Effect.gen(function*() {
       if (self.#rawSeries.length === 0) return
       const sql = yield* SqlClient
-      const [series, ts, value, more, num] = [self.#rawSeries, self.#rawTs, self.#rawValue, self.#rawMore, self.#rawNum]
+      const a = self.#arrays
+      const [series, ts, position, index, value, more, num] = [
+        self.#rawSeries, self.#rawTs, self.#rawPosition, self.#rawIndex, self.#rawValue, self.#rawMore, self.#rawNum
+      ]
       self.#rawSeries = []
       self.#rawTs = []
+      self.#rawPosition = []
+      self.#rawIndex = []
       self.#rawValue = []
       self.#rawMore = []
       self.#rawNum = []
-      yield* sql`INSERT INTO pl_history_raw (series_id, ts, value, more, num)
-        SELECT s, t, v, m::jsonb, n FROM unnest(${SqlArrays.numbers(series)}::int[], ${SqlArrays.numbers(ts)}::int8[],
-          ${SqlArrays.texts(value)}::text[], ${SqlArrays.texts(more)}::text[], ${SqlArrays.numbers(num)}::float8[]) AS u(s, t, v, m, n)`
+      yield* self.#send(sql`INSERT INTO pl_history_raw (series_id, ts, position, write_index, value, more, num)
+        SELECT s, t, p, i, v, m::jsonb, n FROM unnest(${a.numbers(series)}::int[], ${a.numbers(ts)}::int8[],
+          ${a.numbers(position)}::int8[], ${a.numbers(index)}::int[],
+          ${a.texts(value)}::text[], ${a.texts(more)}::text[], ${a.numbers(num)}::float8[]) AS u(s, t, p, i, v, m, n)`)
     })
   }
 
@@ -384,16 +453,21 @@ class Writer {
     return Effect.gen(function*() {
       if (self.#values === 0) return
       const sql = yield* SqlClient
+      const a = self.#arrays
       for (const g of granularities) {
         const groups = [...self.#groups[g].values()].flatMap((buckets) => [...buckets.values()])
         self.#groups[g].clear()
         if (groups.length === 0) continue
         const table = sql(rollupTables[g])
+        const onConflict = sql.literal(`ON CONFLICT (series_id, bucket) DO UPDATE
+          SET total = EXCLUDED.total, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count`)
         const unread = groups.filter((x) => x.values !== undefined)
+        // Nothing stored yet (a rebuild's first write): plain rows, no conflict to look for.
+        const upsert = unread.length > 0 || !self.#rollupsFresh
         if (unread.length > 0) {
           const stored = yield* sql<{ i: unknown; total: number; min: number; max: number; count: number }>`
             SELECT k.i, r.total, r.min, r.max, r.count
-            FROM unnest(${SqlArrays.numbers(unread.map((x) => x.series))}::int[], ${SqlArrays.numbers(unread.map((x) => x.bucket))}::int8[])
+            FROM unnest(${a.numbers(unread.map((x) => x.series))}::int[], ${a.numbers(unread.map((x) => x.bucket))}::int8[])
               WITH ORDINALITY AS k(s, b, i)
             CROSS JOIN LATERAL (SELECT total, min, max, count FROM ${table} WHERE series_id = k.s AND bucket = k.b LIMIT 1) AS r`
           for (const r of stored) {
@@ -409,14 +483,14 @@ class Writer {
         const mins = groups.map((x) => x.min)
         const maxs = groups.map((x) => x.max)
         const counts = groups.map((x) => x.count)
-        yield* sql`INSERT INTO ${table} (series_id, bucket, total, min, max, count)
-          SELECT * FROM unnest(${SqlArrays.numbers(groups.map((x) => x.series))}::int[], ${SqlArrays.numbers(groups.map((x) => x.bucket))}::int8[],
-            ${SqlArrays.numbers(totals)}::float8[], ${SqlArrays.numbers(mins)}::float8[], ${SqlArrays.numbers(maxs)}::float8[],
-            ${SqlArrays.numbers(counts)}::int[])
-          ON CONFLICT (series_id, bucket) DO UPDATE
-            SET total = EXCLUDED.total, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count`
+        yield* self.#send(sql`INSERT INTO ${table} (series_id, bucket, total, min, max, count)
+          SELECT * FROM unnest(${a.numbers(groups.map((x) => x.series))}::int[], ${a.numbers(groups.map((x) => x.bucket))}::int8[],
+            ${a.numbers(totals)}::float8[], ${a.numbers(mins)}::float8[], ${a.numbers(maxs)}::float8[],
+            ${a.numbers(counts)}::int[])
+          ${upsert ? onConflict : sql.literal("")}`)
       }
       self.#values = 0
+      self.#recent = { minute: [], hour: [], day: [] }
       // Rows now exist that this writer no longer holds: later ones must be read first.
       self.#rollupsFresh = false
     })
@@ -453,8 +527,8 @@ const deleteSeries = (d: Deletion) =>
  * Takes events in log order, chunk after chunk, through a `Writer`; a deletion first writes
  * what came before it. `end` writes the rest.
  */
-const applier = (cut: Cutoffs, options: WriterOptions) => {
-  const writer = new Writer(cut, options)
+const applier = (cut: Cutoffs, options: WriterOptions, arrays: SqlArrays.Arrays) => {
+  const writer = new Writer(cut, options, arrays)
   let writes = 0
   const feed = (events: ReadonlyArray<HistoryEvent>): Effect.Effect<void, SqlError, SqlClient> =>
     Effect.gen(function*() {
@@ -478,7 +552,7 @@ const applier = (cut: Cutoffs, options: WriterOptions) => {
 }
 
 /** A live batch: everything written at its end, stored rows read first. */
-const liveWriter: WriterOptions = { fresh: false, rawBatch: Number.POSITIVE_INFINITY, rollupBatch: Number.POSITIVE_INFINITY }
+const liveWriter: WriterOptions = { fresh: false, rawBatch: Number.POSITIVE_INFINITY, rollupBatch: Number.POSITIVE_INFINITY, pipelined: false }
 
 /**
  * Applies events, in log order, to the tables at `now` (rows already past their retention are
@@ -486,7 +560,7 @@ const liveWriter: WriterOptions = { fresh: false, rawBatch: Number.POSITIVE_INFI
  */
 export const apply = (events: ReadonlyArray<HistoryEvent>, now: number, retention: Retention): Effect.Effect<number, SqlError, SqlClient> =>
   Effect.gen(function*() {
-    const a = applier(cutoffsAt(retention, now), liveWriter)
+    const a = applier(cutoffsAt(retention, now), liveWriter, yield* SqlArrays.forDatabase)
     yield* a.feed(events)
     yield* a.end
     return a.writes()
@@ -574,6 +648,7 @@ const toChunk = (rows: ReadonlyArray<ReplayRow>): ReplayChunk => {
       // As `fromRecorded` takes it: the metadata's time, else the commit's.
       const t = Date.parse(r.time ?? "")
       return {
+        position: Number(r.position),
         streamId: r.stream_id,
         type: r.event_type,
         data: typeof r.data === "string" ? JSON.parse(r.data) : r.data,
@@ -673,8 +748,9 @@ export const rebuild = (
       const a = applier(cutoffsAt(retention, now), {
         fresh: true,
         rawBatch: options.rawBatch ?? REBUILD_RAW_BATCH,
-        rollupBatch: options.rollupBatch ?? REBUILD_ROLLUP_BATCH
-      })
+        rollupBatch: options.rollupBatch ?? REBUILD_ROLLUP_BATCH,
+        pipelined: true
+      }, yield* SqlArrays.forDatabase)
       let at = Subscription.origin
       let events = 0
       yield* readLog(chunk, (c) => {

@@ -32,7 +32,9 @@ for (const backend of backends) {
         const storage = yield* backend.storage
         yield* Effect.gen(function*() {
           const account = accountStream("csv@example.com", "Blynk")
+          let position = 0
           const event = (time: number, writes: ReadonlyArray<readonly [string, number, string]>) => ({
+            position: ++position,
             streamId: deviceStream(account, 1, 3),
             type: "PinsWritten",
             data: { _tag: "PinsWritten", dashId: 1, deviceId: 3, source: "hardware", writes },

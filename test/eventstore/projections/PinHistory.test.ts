@@ -163,6 +163,17 @@ for (const backend of backends) {
           expect((yield* HistoryQueries.lastRollups(pin, "minute", 2)).map((p) => p.ts)).toEqual([base + MIN, base + DAY])
           expect((yield* HistoryQueries.lastSamples(pin, 3, { numeric: true })).map((s) => s.num)).toEqual([-15, 7, 9])
           expect((yield* HistoryQueries.lastSamples({ ...pin, pin: 3 }, 5))).toEqual([{ ts: t0 + 30_000, value: "a", more: ["b"], num: null }])
+          // Samples of the same time come back in the order they were written: in the event,
+          // then event after event.
+          const same = base + 3 * DAY
+          const order = ["5", "3", "9", "1", "7", "2", "8", "4", "6"]
+          yield* write(account, 1, 0, same, order.slice(0, 6).map((v): PinWrite => ["v", 8, v]))
+          yield* write(account, 1, 0, same, order.slice(6).map((v): PinWrite => ["v", 8, v]))
+          yield* caughtUp
+          const pin8 = { ...pin, pin: 8 }
+          expect((yield* HistoryQueries.samples(pin8, same, same + 1, 100)).map((s) => s.value)).toEqual(order)
+          expect((yield* HistoryQueries.lastSamples(pin8, 100)).map((s) => s.value)).toEqual(order)
+          expect((yield* HistoryQueries.lastSamples(pin8, 4)).map((s) => s.value)).toEqual(order.slice(5))
         }).pipe(Effect.provide(storeLayer(storage)), Effect.scoped)
       }))
 
