@@ -53,6 +53,14 @@ export interface InlineProjection {
   /** The tables it alone writes: emptied before a rebuild from the log (`Rebuild.ts`). */
   readonly tables: ReadonlyArray<string>
   readonly apply: (events: ReadonlyArray<InlineEvent>) => Effect.Effect<void, SqlError, SqlClient>
+  /**
+   * For a rebuild, when it can do better than `apply` chunk after chunk: takes the whole log in
+   * order through `feed` (writing as it sees fit, in the rebuild's transaction), then `end`.
+   */
+  readonly rebuilder?: Effect.Effect<{
+    readonly feed: (events: ReadonlyArray<InlineEvent>) => Effect.Effect<void, SqlError, SqlClient>
+    readonly end: Effect.Effect<void, SqlError, SqlClient>
+  }, never, SqlClient>
 }
 
 interface Pending {

@@ -2,7 +2,7 @@ import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Queue } from "effec
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted, GraphDataDeleted } from "../../domain/Account.ts"
-import { bucketOf, type Granularity } from "../../domain/Graphs.ts"
+import { granularityMillis, type Granularity } from "../../domain/Graphs.ts"
 import type { PinType } from "../../domain/Pins.ts"
 import { Database } from "../Database.ts"
 import type { RecordedEvent } from "../Event.ts"
@@ -54,7 +54,9 @@ export interface Retention {
 
 export const defaultRetention: Retention = { rawDays: 7, minuteDays: 30, hourDays: 365, dayDays: 0 }
 
-const DAY = 86_400_000
+const MINUTE = granularityMillis.minute
+const HOUR = granularityMillis.hour
+const DAY = granularityMillis.day
 
 interface Cutoffs {
   readonly raw: number
@@ -315,16 +317,22 @@ class Writer {
         }
         const num = s.num
         if (num === null) continue
-        self.#group("minute", series, bucketOf(s.ts, "minute"), cut.minute, num)
-        self.#group("hour", series, bucketOf(s.ts, "hour"), cut.hour, num)
-        self.#group("day", series, bucketOf(s.ts, "day"), cut.day, num)
+        self.#group("minute", series, Math.floor(s.ts / MINUTE), MINUTE, cut.minute, num)
+        self.#group("hour", series, Math.floor(s.ts / HOUR), HOUR, cut.hour, num)
+        self.#group("day", series, Math.floor(s.ts / DAY), DAY, cut.day, num)
       }
       if (self.#rawSeries.length >= self.#options.rawBatch) yield* self.#writeRaw
       if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups
     })
   }
 
-  #group(g: Granularity, series: number, bucket: number, cutoff: number, num: number) {
+  /**
+   * Adds a value to its rollup group. Buckets are counted (`index` × `size` ms is the bucket's
+   * start, as `bucketOf` makes it): a minute's count since 1970 is a small integer, a far cheaper
+   * map key than its time in milliseconds.
+   */
+  #group(g: Granularity, series: number, index: number, size: number, cutoff: number, num: number) {
+    const bucket = index * size
     if (bucket < cutoff) return
     // A pin's values mostly fall in the bucket of the one before.
     const recent = this.#recent[g]
@@ -333,10 +341,10 @@ class Writer {
       const groups = this.#groups[g]
       let buckets = groups.get(series)
       if (buckets === undefined) groups.set(series, (buckets = new Map()))
-      group = buckets.get(bucket)
+      group = buckets.get(index)
       if (group === undefined) {
         group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: this.#rollupsFresh ? undefined : [] }
-        buckets.set(bucket, group)
+        buckets.set(index, group)
       }
       recent[series] = group
     }
@@ -441,10 +449,12 @@ class Writer {
       self.#rawValue = []
       self.#rawMore = []
       self.#rawNum = []
+      // unnest in the select list (zipped, the arrays being as long as each other): about twice
+      // as fast as unnest in FROM, whose function scan stores every row before the insert reads it.
       yield* self.#send(sql`INSERT INTO pl_history_raw (series_id, ts, position, write_index, value, more, num)
-        SELECT s, t, p, i, v, m::jsonb, n FROM unnest(${a.numbers(series)}::int[], ${a.numbers(ts)}::int8[],
-          ${a.numbers(position)}::int8[], ${a.numbers(index)}::int[],
-          ${a.texts(value)}::text[], ${a.texts(more)}::text[], ${a.numbers(num)}::float8[]) AS u(s, t, p, i, v, m, n)`)
+        SELECT unnest(${a.numbers(series)}::int[]), unnest(${a.numbers(ts)}::int8[]), unnest(${a.numbers(position)}::int8[]),
+          unnest(${a.numbers(index)}::int[]), unnest(${a.texts(value)}::text[]), unnest(${a.texts(more)}::text[])::jsonb,
+          unnest(${a.numbers(num)}::float8[])`)
     })
   }
 
@@ -484,9 +494,9 @@ class Writer {
         const maxs = groups.map((x) => x.max)
         const counts = groups.map((x) => x.count)
         yield* self.#send(sql`INSERT INTO ${table} (series_id, bucket, total, min, max, count)
-          SELECT * FROM unnest(${a.numbers(groups.map((x) => x.series))}::int[], ${a.numbers(groups.map((x) => x.bucket))}::int8[],
-            ${a.numbers(totals)}::float8[], ${a.numbers(mins)}::float8[], ${a.numbers(maxs)}::float8[],
-            ${a.numbers(counts)}::int[])
+          SELECT unnest(${a.numbers(groups.map((x) => x.series))}::int[]), unnest(${a.numbers(groups.map((x) => x.bucket))}::int8[]),
+            unnest(${a.numbers(totals)}::float8[]), unnest(${a.numbers(mins)}::float8[]), unnest(${a.numbers(maxs)}::float8[]),
+            unnest(${a.numbers(counts)}::int[])
           ${upsert ? onConflict : sql.literal("")}`)
       }
       self.#values = 0

@@ -3,7 +3,7 @@ import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted } from "../../domain/Account.ts"
 import { PinsWritten, type PinWrite, pinKey, PropertySet, propertyKey, propertyValues } from "../../domain/Pins.ts"
-import type { InlineProjection } from "../SqlEventStore.ts"
+import type { InlineEvent, InlineProjection } from "../SqlEventStore.ts"
 import { decoder } from "./Decode.ts"
 
 const decodeWrites = decoder(PinsWritten)
@@ -32,41 +32,56 @@ const decodeDashboardDeleted = decoder(DashboardDeleted)
 const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
 
 /**
- * The last value of every pin (and widget property) of every account, written in the append's
- * transaction: a user actor starts from it instead of replaying the pin writes, and it holds
- * exactly what was acknowledged. One upsert per batch, the last write of a key winning.
+ * Folds events into the last value of each key, written with one upsert per `flush` (the last
+ * write of a key winning); a deletion first writes what came before it.
  */
-export const PinState: InlineProjection = {
-  name: "pin-state",
-  types: new Set(["PinsWritten", "PropertySet", "DeviceDeleted", "DashboardDeleted"]),
-  tables: ["pl_pin_state"],
-  apply: (events) =>
+const folder = Effect.map(SqlClient, (sql) => {
+  /** account → key → its last value: `values` from `from` on (a write is kept whole, not copied). */
+  const latest = new Map<string, Map<string, { values: ReadonlyArray<unknown>; from: number; position: number }>>()
+  let size = 0
+  const flush = Effect.suspend((): Effect.Effect<unknown, SqlError> => {
+    if (size === 0) return Effect.void
+    const rows: Array<[string, string, ReadonlyArray<unknown>, number]> = []
+    for (const [account, keys] of latest) {
+      for (const [key, v] of keys) rows.push([account, key, v.from === 0 ? v.values : v.values.slice(v.from), v.position])
+    }
+    latest.clear()
+    size = 0
+    return sql`INSERT INTO pl_pin_state (account_stream, pin_key, vals, position)
+      SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${JSON.stringify(rows)}::jsonb) AS t(r)
+      ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
+  })
+  const keysOf = (account: string) => {
+    let keys = latest.get(account)
+    if (keys === undefined) latest.set(account, (keys = new Map()))
+    return keys
+  }
+  const put = (keys: Map<string, { values: ReadonlyArray<unknown>; from: number; position: number }>, key: string, values: ReadonlyArray<unknown>, from: number, position: number) => {
+    const v = keys.get(key)
+    if (v === undefined) {
+      keys.set(key, { values, from, position })
+      size++
+    } else {
+      v.values = values
+      v.from = from
+      v.position = position
+    }
+  }
+  const feed = (events: ReadonlyArray<InlineEvent>) =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient
-      const latest = new Map<string, [string, string, ReadonlyArray<string>, number]>()
-      const flush = Effect.suspend((): Effect.Effect<unknown, SqlError> => {
-        if (latest.size === 0) return Effect.void
-        const rows = JSON.stringify([...latest.values()])
-        latest.clear()
-        return sql`INSERT INTO pl_pin_state (account_stream, pin_key, vals, position)
-          SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${rows}::jsonb) AS t(r)
-          ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
-      })
-      const put = (account: string, key: string, values: ReadonlyArray<string>, position: number) =>
-        latest.set(`${account}\u0000${key}`, [account, key, values, position])
       for (const e of events) {
         switch (e.type) {
           case "PinsWritten": {
             const w = pinsWrittenOf(e.data)
             if (w === undefined) break
-            const account = accountOf(e.streamId)
-            for (const [t, pin, ...values] of w.writes) put(account, pinKey(w.dashId, w.deviceId, t, pin), values, e.position)
+            const keys = keysOf(accountOf(e.streamId))
+            for (const write of w.writes) put(keys, pinKey(w.dashId, w.deviceId, write[0], write[1]), write, 2, e.position)
             break
           }
           case "PropertySet": {
             const p = decodeProperty(e.data)
             if (p === undefined) break
-            put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), e.position)
+            put(keysOf(accountOf(e.streamId)), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), 0, e.position)
             break
           }
           case "DeviceDeleted":
@@ -84,8 +99,29 @@ export const PinState: InlineProjection = {
           }
         }
       }
-      yield* flush
+      // Bounds what a rebuild holds (a key per pin): past it, written as it goes.
+      if (size > 100_000) yield* flush
     })
+  return { feed, end: Effect.asVoid(flush) }
+})
+
+/**
+ * The last value of every pin (and widget property) of every account, written in the append's
+ * transaction: a user actor starts from it instead of replaying the pin writes, and it holds
+ * exactly what was acknowledged. One upsert per batch, the last write of a key winning; a
+ * rebuild folds the whole log first and writes each key once.
+ */
+export const PinState: InlineProjection = {
+  name: "pin-state",
+  types: new Set(["PinsWritten", "PropertySet", "DeviceDeleted", "DashboardDeleted"]),
+  tables: ["pl_pin_state"],
+  apply: (events) =>
+    Effect.gen(function*() {
+      const f = yield* folder
+      yield* f.feed(events)
+      yield* f.end
+    }),
+  rebuilder: folder
 }
 
 /** Every stored pin value and property of an account: key → values. */
