@@ -238,6 +238,74 @@ const keyArrays = (arrays: SqlArrays.Arrays, keys: ReadonlyArray<Sample>) => ({
   p: arrays.numbers(keys.map((k) => k.pin))
 })
 
+/**
+ * Raw rows gathered for one insert, column by column: numbers in typed arrays (NaN for a missing
+ * `num`; a store there is several times cheaper than a push onto an array), grown as needed and
+ * reused from one insert to the next; `take` hands them out as the arrays the statement binds.
+ */
+class RawRows {
+  size = 0
+  #series = new Float64Array(1024)
+  #ts = new Float64Array(1024)
+  #position = new Float64Array(1024)
+  #index = new Float64Array(1024)
+  #num = new Float64Array(1024)
+  #value: Array<string> = new Array(1024).fill("")
+  #more: Array<string | null> = new Array(1024).fill(null)
+
+  add(s: Sample) {
+    if (this.size === this.#ts.length) this.#grow()
+    const i = this.size++
+    this.#series[i] = s.series
+    this.#ts[i] = s.ts
+    this.#position[i] = s.position
+    this.#index[i] = s.index
+    this.#num[i] = s.num === null ? Number.NaN : s.num
+    this.#value[i] = s.value
+    this.#more[i] = s.more
+  }
+
+  #grow() {
+    const wider = (from: Float64Array) => {
+      const to = new Float64Array(from.length * 2)
+      to.set(from)
+      return to
+    }
+    this.#series = wider(this.#series)
+    this.#ts = wider(this.#ts)
+    this.#position = wider(this.#position)
+    this.#index = wider(this.#index)
+    this.#num = wider(this.#num)
+    const n = this.#value.length
+    this.#value = this.#value.concat(new Array(n).fill(""))
+    this.#more = this.#more.concat(new Array(n).fill(null))
+  }
+
+  take() {
+    const n = this.size
+    this.size = 0
+    const numbers = (from: Float64Array) => {
+      const to = new Array<number>(n)
+      for (let i = 0; i < n; i++) to[i] = from[i]!
+      return to
+    }
+    const num = new Array<number | null>(n)
+    for (let i = 0; i < n; i++) {
+      const v = this.#num[i]!
+      num[i] = Number.isNaN(v) ? null : v
+    }
+    return {
+      series: numbers(this.#series),
+      ts: numbers(this.#ts),
+      position: numbers(this.#position),
+      index: numbers(this.#index),
+      num,
+      value: this.#value.slice(0, n),
+      more: this.#more.slice(0, n)
+    }
+  }
+}
+
 export interface WriterOptions {
   /**
    * The tables were just emptied and this writer alone fills them (a rebuild): a pin or rollup
@@ -272,13 +340,7 @@ class Writer {
   #rollupsFresh: boolean
   /** Series ids by `Sample.prefix`, then `Sample.code`. */
   readonly #ids = new Map<string, Map<number, number>>()
-  #rawSeries: Array<number> = []
-  #rawTs: Array<number> = []
-  #rawPosition: Array<number> = []
-  #rawIndex: Array<number> = []
-  #rawValue: Array<string> = []
-  #rawMore: Array<string | null> = []
-  #rawNum: Array<number | null> = []
+  readonly #raw = new RawRows()
   /** Per granularity: series → bucket → group. */
   readonly #groups: Record<Granularity, Map<number, Map<number, Group>>> = { minute: new Map(), hour: new Map(), day: new Map() }
   /** Per granularity, by series id: the group its last value went to (one of `#groups`'). */
@@ -301,27 +363,18 @@ class Writer {
       if (samples.length === 0) return
       yield* self.#resolve(samples)
       const cut = self.#cut
-      const rawSeries = self.#rawSeries, rawTs = self.#rawTs, rawPosition = self.#rawPosition, rawIndex = self.#rawIndex
-      const rawValue = self.#rawValue, rawMore = self.#rawMore, rawNum = self.#rawNum
+      const raw = self.#raw
       for (let i = 0; i < samples.length; i++) {
         const s = samples[i]!
         const series = s.series
-        if (s.ts >= cut.raw) {
-          rawSeries.push(series)
-          rawTs.push(s.ts)
-          rawPosition.push(s.position)
-          rawIndex.push(s.index)
-          rawValue.push(s.value)
-          rawMore.push(s.more)
-          rawNum.push(s.num)
-        }
+        if (s.ts >= cut.raw) raw.add(s)
         const num = s.num
         if (num === null) continue
         self.#group("minute", series, Math.floor(s.ts / MINUTE), MINUTE, cut.minute, num)
         self.#group("hour", series, Math.floor(s.ts / HOUR), HOUR, cut.hour, num)
         self.#group("day", series, Math.floor(s.ts / DAY), DAY, cut.day, num)
       }
-      if (self.#rawSeries.length >= self.#options.rawBatch) yield* self.#writeRaw
+      if (raw.size >= self.#options.rawBatch) yield* self.#writeRaw
       if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups
     })
   }
@@ -436,19 +489,10 @@ class Writer {
   get #writeRaw(): Effect.Effect<void, SqlError, SqlClient> {
     const self = this
     return Effect.gen(function*() {
-      if (self.#rawSeries.length === 0) return
+      if (self.#raw.size === 0) return
       const sql = yield* SqlClient
       const a = self.#arrays
-      const [series, ts, position, index, value, more, num] = [
-        self.#rawSeries, self.#rawTs, self.#rawPosition, self.#rawIndex, self.#rawValue, self.#rawMore, self.#rawNum
-      ]
-      self.#rawSeries = []
-      self.#rawTs = []
-      self.#rawPosition = []
-      self.#rawIndex = []
-      self.#rawValue = []
-      self.#rawMore = []
-      self.#rawNum = []
+      const { series, ts, position, index, value, more, num } = self.#raw.take()
       // unnest in the select list (zipped, the arrays being as long as each other): about twice
       // as fast as unnest in FROM, whose function scan stores every row before the insert reads it.
       yield* self.#send(sql`INSERT INTO pl_history_raw (series_id, ts, position, write_index, value, more, num)
