@@ -509,7 +509,8 @@ class Writer {
       const sql = yield* SqlClient
       const a = self.#arrays
       for (const g of granularities) {
-        const groups = [...self.#groups[g].values()].flatMap((buckets) => [...buckets.values()])
+        const groups: Array<Group> = []
+        for (const buckets of self.#groups[g].values()) for (const group of buckets.values()) groups.push(group)
         self.#groups[g].clear()
         if (groups.length === 0) continue
         const table = sql(rollupTables[g])
@@ -533,12 +534,20 @@ class Writer {
           }
           for (const x of unread) for (const v of x.values!) fold(x, v)
         }
-        const totals = groups.map((x) => x.total)
-        const mins = groups.map((x) => x.min)
-        const maxs = groups.map((x) => x.max)
-        const counts = groups.map((x) => x.count)
+        const n = groups.length
+        const series = new Array<number>(n), buckets = new Array<number>(n), totals = new Array<number>(n)
+        const mins = new Array<number>(n), maxs = new Array<number>(n), counts = new Array<number>(n)
+        for (let i = 0; i < n; i++) {
+          const x = groups[i]!
+          series[i] = x.series
+          buckets[i] = x.bucket
+          totals[i] = x.total
+          mins[i] = x.min
+          maxs[i] = x.max
+          counts[i] = x.count
+        }
         yield* self.#send(sql`INSERT INTO ${table} (series_id, bucket, total, min, max, count)
-          SELECT unnest(${a.numbers(groups.map((x) => x.series))}::int[]), unnest(${a.numbers(groups.map((x) => x.bucket))}::int8[]),
+          SELECT unnest(${a.numbers(series)}::int[]), unnest(${a.numbers(buckets)}::int8[]),
             unnest(${a.numbers(totals)}::float8[]), unnest(${a.numbers(mins)}::float8[]), unnest(${a.numbers(maxs)}::float8[]),
             unnest(${a.numbers(counts)}::int[])
           ${upsert ? onConflict : sql.literal("")}`)
