@@ -21,7 +21,7 @@ const CHUNK = 50_000
 /**
  * Events read at once for a projection with a `rebuilder` (which writes when it chooses): small,
  * so that they are dropped young, not carried into the old generation for the collector to
- * sweep (pin-state: 385,000 events in 2.2 s in chunks of 50,000, 1.5 s in chunks of 5,000).
+ * sweep (pin-state, 385,000 events in a fresh process: 3.7 s in chunks of 50,000, 2.8 s in 5,000s).
  */
 const FEED_CHUNK = 5000
 
