@@ -132,7 +132,14 @@ export const run = <E, R>(options: SubscriptionOptions<E, R>): Effect.Effect<nev
     while (true) {
       const exit = yield* Effect.exit(Effect.scoped(session))
       if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
-        yield* Effect.logWarning(`subscriber ${options.name} failed; retrying from its checkpoint`, Cause.pretty(exit.cause))
+        const error = Cause.findErrorOption(exit.cause)
+        // Its checkpoint moved under it: what `pinledger replay` does on purpose (the batch was
+        // rolled back; it carries on from where the rebuild left the checkpoint).
+        if (error._tag === "Some" && error.value instanceof CheckpointConflict) {
+          yield* Effect.logInfo(`subscriber ${options.name}: its checkpoint was moved (a replay?); carrying on from there`)
+        } else {
+          yield* Effect.logWarning(`subscriber ${options.name} failed; retrying from its checkpoint`, Cause.pretty(exit.cause))
+        }
       }
       yield* Effect.sleep(retryDelay)
     }
