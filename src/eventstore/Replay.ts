@@ -2,7 +2,8 @@ import { Data, Effect } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { inlineProjections, rebuild } from "./projections/Inline.ts"
-import { PinHistory, type Retention } from "./projections/PinHistory.ts"
+import { PinState, PinStateFold, rebuildRest } from "./projections/PinState.ts"
+import { PinHistory, type RebuildResult, type Retention } from "./projections/PinHistory.ts"
 import type { InlineProjection } from "./SqlEventStore.ts"
 
 /**
@@ -50,14 +51,19 @@ const rowCount = (tables: ReadonlyArray<string>) =>
  * Rebuilds inline projections from the log in ONE transaction with appends locked out: they are
  * written in the append's transaction, so they must match the log exactly at every commit.
  */
-export const replayInline = (projections: ReadonlyArray<InlineProjection> = inlineProjections) =>
+export const replayInline = (
+  projections: ReadonlyArray<InlineProjection> = inlineProjections,
+  /** pin-state's events of the settled log, folded already by the pin history's rebuild. */
+  pinState?: { readonly fold: PinStateFold; readonly horizon: string }
+) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     return yield* sql.withTransaction(Effect.gen(function*() {
       yield* lockOutAppends
       const done: Array<Rebuilt> = []
       for (const projection of projections) {
-        yield* rebuild(projection)
+        if (projection === PinState && pinState !== undefined) yield* rebuildRest(pinState.fold, pinState.horizon)
+        else yield* rebuild(projection)
         done.push({ name: projection.name, kind: "inline", rows: yield* rowCount(projection.tables), detail: "rebuilt from the log" })
       }
       return done
@@ -106,10 +112,12 @@ export const asyncProjections = (options: ReplayOptions = {}): ReadonlyArray<Asy
     replay: Effect.map(
       // Rows already past the server's retention are not written again.
       PinHistory.rebuild({ retention: options.historyRetention ?? PinHistory.defaultRetention }),
-      (r) => `${r.events} events replayed (${r.writes} pin writes)`
+      historyDetail
     )
   }
 ]
+
+const historyDetail = (r: RebuildResult) => `${r.events} events replayed (${r.writes} pin writes)`
 
 export interface ReplayOptions {
   /** The pin history's retention (the server's PINLEDGER_HISTORY_* settings); its defaults otherwise. */
@@ -155,10 +163,28 @@ export const replay = (name?: string, options: ReplayOptions = {}) =>
         reason: `no projection ${JSON.stringify(name)}; the projections are: ${projectionNames().join(", ")}`
       })
     }
-    const done: Array<Rebuilt> = inline.length > 0 ? [...yield* replayInline(inline)] : []
-    for (const projection of async) {
-      const detail = yield* projection.replay
-      done.push({ name: projection.name, kind: "async", rows: yield* rowCount(projection.tables), detail })
+    // Both pin projections: the pin history's rebuild reads the log once for the two of them,
+    // folding pin-state's events on the way (PinStateFold takes them in any order); pin-state is
+    // then written, with the few events past that read, in the transaction that holds appends
+    // back. So the log is parsed once, and appends wait only for that last part.
+    if (inline.includes(PinState) && async.some((p) => p.name === PinHistory.name)) {
+      const fold = new PinStateFold()
+      const history = yield* PinHistory.rebuild({
+        retention: options.historyRetention ?? PinHistory.defaultRetention,
+        also: { types: PinState.types, take: (events) => fold.add(events) }
+      })
+      const rest = async.filter((p) => p.name !== PinHistory.name)
+      return [
+        ...yield* replayInline(inline, { fold, horizon: history.horizon }),
+        { name: PinHistory.name, kind: "async", rows: yield* rowCount(PinHistory.tables), detail: historyDetail(history) },
+        ...yield* Effect.forEach(rest, replayAsync)
+      ]
     }
-    return done
+    return [...(inline.length > 0 ? yield* replayInline(inline) : []), ...yield* Effect.forEach(async, replayAsync)]
+  })
+
+const replayAsync = (projection: AsyncProjection) =>
+  Effect.gen(function*() {
+    const detail = yield* projection.replay
+    return { name: projection.name, kind: "async", rows: yield* rowCount(projection.tables), detail } satisfies Rebuilt
   })

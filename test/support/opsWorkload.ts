@@ -34,7 +34,7 @@ export const secrets = {
   resetDigest: "ab".repeat(32)
 } as const
 
-const at = (remoteAddress?: string, actor = "test"): Metadata => ({
+export const at = (remoteAddress?: string, actor = "test"): Metadata => ({
   actor,
   time: "2026-03-01T10:00:00.000Z",
   ...(remoteAddress === undefined ? {} : { remoteAddress })
@@ -45,7 +45,7 @@ const throttles = EventCodec.typed(EventCodec.make(ThrottleEvent))
 const access = EventCodec.typed(EventCodec.make(AccessEvent))
 const notifications = EventCodec.typed(EventCodec.make(NotificationEvent))
 
-const account = (email: string, commands: ReadonlyArray<AccountCommand>, metadata: Metadata) =>
+export const account = (email: string, commands: ReadonlyArray<AccountCommand>, metadata: Metadata) =>
   AccountLog.execute(email, "Blynk", () => commands, metadata)
 
 /** Writes the workload through the store (its inline projections with it). */

@@ -677,16 +677,25 @@ export interface RebuildResult {
   readonly events: number
   /** Pin writes among them. */
   readonly writes: number
+  /** The settled log it read: every transaction below this id (as text). */
+  readonly horizon: string
 }
 
 const quoted = (names: Iterable<string>) => [...names].map((n) => `'${n.replace(/'/g, "''")}'`).join(", ")
 
-/** The settled log's events of the projection's types, in the subscription's order. */
-const replayQuery = `SELECT tx_id::text AS tx_text, position, stream_id, event_type, data, metadata->>'time' AS time,
+/** The settled log's events (below `horizon`) of these types, in the subscription's order. */
+const replayQuery = (types: ReadonlySet<string>, horizon: string) => {
+  if (!/^[0-9]+$/.test(horizon)) throw new Error(`not a transaction id: ${horizon}`)
+  return `SELECT tx_id::text AS tx_text, position, stream_id, event_type, data, metadata->>'time' AS time,
     floor(extract(epoch FROM recorded_at) * 1000)::int8 AS recorded_ms
   FROM pl_events
-  WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) AND event_type IN (${quoted(eventTypes)})
+  WHERE tx_id < '${horizon}'::xid8 AND event_type IN (${quoted(types)})
   ORDER BY tx_id, position`
+}
+
+/** Below it, every transaction had ended when the snapshot was taken: the settled log. */
+const horizonQuery = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx_text"
+
 
 interface ReplayRow {
   readonly tx_text: string
@@ -723,12 +732,13 @@ const toChunk = (rows: ReadonlyArray<ReplayRow>): ReplayChunk => {
 }
 
 /**
- * Reads the log for a rebuild in chunks of `chunk` events, in order, and hands each to `use`.
- * On PostgreSQL the reading runs on a connection of its own (a read-only snapshot), so the next
- * chunk is read while this one is written; on PGlite (one connection), through a cursor in the
+ * Reads the settled log's events of `types` for a rebuild in chunks of `chunk` events, in order,
+ * and hands each to `use`; returns the horizon it read below (a transaction id, as text). On
+ * PostgreSQL the reading runs on a connection of its own (a read-only snapshot), so the next chunk
+ * is read while this one is written; on PGlite (one connection), through a cursor in the
  * rebuild's own transaction.
  */
-const readLog = (chunk: number, use: (c: ReplayChunk) => Effect.Effect<void, SqlError, SqlClient>) =>
+const readLog = (chunk: number, types: ReadonlySet<string>, use: (c: ReplayChunk) => Effect.Effect<void, SqlError, SqlClient>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     const database = yield* Effect.serviceOption(Database)
@@ -736,21 +746,24 @@ const readLog = (chunk: number, use: (c: ReplayChunk) => Effect.Effect<void, Sql
       ? yield* sql.reserve.pipe(Effect.timeoutOption("2 seconds"))
       : undefined
     if (aside === undefined || aside._tag === "None") {
-      yield* sql.unsafe(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery}`)
+      const horizon = (yield* sql.unsafe<ReplayRow>(horizonQuery))[0]!.tx_text
+      yield* sql.unsafe(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery(types, horizon)}`)
       for (;;) {
         const rows = yield* sql.unsafe<ReplayRow>(`FETCH ${chunk} FROM pl_history_replay`)
         if (rows.length > 0) yield* use(toChunk(rows))
         if (rows.length < chunk) break
       }
       yield* sql.unsafe("CLOSE pl_history_replay")
-      return
+      return horizon
     }
     const conn = aside.value
     const run = (statement: string) => conn.executeUnprepared(statement, [], undefined) as Effect.Effect<ReadonlyArray<ReplayRow>, SqlError>
     const queue = yield* Queue.bounded<ReplayChunk, SqlError | Cause.Done>(2)
+    let horizon = ""
     const reader = Effect.gen(function*() {
       yield* run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-      yield* run(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery}`)
+      horizon = (yield* run(horizonQuery))[0]!.tx_text
+      yield* run(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery(types, horizon)}`)
       for (;;) {
         const rows = yield* run(`FETCH ${chunk} FROM pl_history_replay`)
         if (rows.length > 0) yield* Queue.offer(queue, toChunk(rows))
@@ -768,6 +781,7 @@ const readLog = (chunk: number, use: (c: ReplayChunk) => Effect.Effect<void, Sql
       if (next === undefined) break
       yield* use(next)
     }
+    return horizon
   }).pipe(Effect.scoped)
 
 /**
@@ -790,6 +804,14 @@ export const rebuild = (
     readonly rawBatch?: number | undefined
     /** Rollup values gathered before the rollups are written. */
     readonly rollupBatch?: number | undefined
+    /**
+     * Another reader of the same events: they are read for it too (events of `types` as well as
+     * the projection's), each handed to `take` once, in the subscription's order.
+     */
+    readonly also?: {
+      readonly types: ReadonlySet<string>
+      readonly take: (events: ReadonlyArray<HistoryEvent>) => void
+    } | undefined
   } = {}
 ): Effect.Effect<RebuildResult, SqlError, SqlClient> =>
   Effect.gen(function*() {
@@ -816,8 +838,11 @@ export const rebuild = (
       }, yield* SqlArrays.forDatabase)
       let at = Subscription.origin
       let events = 0
-      yield* readLog(chunk, (c) => {
-        events += c.events.length
+      const also = options.also
+      const types = also === undefined ? eventTypes : new Set([...eventTypes, ...also.types])
+      const horizon = yield* readLog(chunk, types, (c) => {
+        also?.take(c.events)
+        for (const e of c.events) if (eventTypes.has(e.type)) events++
         at = c.last
         return a.feed(c.events)
       })
@@ -825,7 +850,7 @@ export const rebuild = (
       for (const index of indexes) yield* sql.unsafe(index.indexdef)
       yield* sql`UPDATE pl_checkpoints SET tx_id = ${at.txId.toString()}::xid8, position = ${at.position}, updated_at = now()
         WHERE subscriber = ${name}`
-      return { events, writes: a.writes() }
+      return { events, writes: a.writes(), horizon }
     }))
   }).pipe(Effect.withSpan("PinHistory.rebuild"))
 

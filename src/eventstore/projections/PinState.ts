@@ -32,97 +32,201 @@ const decodeDashboardDeleted = decoder(DashboardDeleted)
 const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
 
 /**
- * Folds events into the last value of each key, written with one upsert per `flush` (the last
- * write of a key winning); a deletion first writes what came before it.
+ * Folds a batch of events, in log order, into the last value of each key, written with one upsert
+ * (the last write of a key winning); a deletion first writes what came before it.
  */
-const folder = Effect.map(SqlClient, (sql) => {
-  /** account → key → its last value: `values` from `from` on (a write is kept whole, not copied). */
-  const latest = new Map<string, Map<string, { values: ReadonlyArray<unknown>; from: number; position: number }>>()
-  let size = 0
-  const flush = Effect.suspend((): Effect.Effect<unknown, SqlError> => {
-    if (size === 0) return Effect.void
-    const rows: Array<[string, string, ReadonlyArray<unknown>, number]> = []
-    for (const [account, keys] of latest) {
-      for (const [key, v] of keys) rows.push([account, key, v.from === 0 ? v.values : v.values.slice(v.from), v.position])
+const applyBatch = (events: ReadonlyArray<InlineEvent>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const latest = new Map<string, [string, string, ReadonlyArray<string>, number]>()
+    const flush = Effect.suspend((): Effect.Effect<unknown, SqlError> => {
+      if (latest.size === 0) return Effect.void
+      const rows = JSON.stringify([...latest.values()])
+      latest.clear()
+      return upsert(sql, rows)
+    })
+    const put = (account: string, key: string, values: ReadonlyArray<string>, position: number) =>
+      latest.set(`${account}\u0000${key}`, [account, key, values, position])
+    for (const e of events) {
+      switch (e.type) {
+        case "PinsWritten": {
+          const w = pinsWrittenOf(e.data)
+          if (w === undefined) break
+          const account = accountOf(e.streamId)
+          for (const [t, pin, ...values] of w.writes) put(account, pinKey(w.dashId, w.deviceId, t, pin), values, e.position)
+          break
+        }
+        case "PropertySet": {
+          const p = decodeProperty(e.data)
+          if (p === undefined) break
+          put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), e.position)
+          break
+        }
+        case "DeviceDeleted":
+        case "DashboardDeleted": {
+          const prefix = deletedPrefix(e)
+          if (prefix === undefined) break
+          // Writes before the deletion go in first, so the deletion removes them too.
+          yield* flush
+          yield* sql`DELETE FROM pl_pin_state WHERE account_stream = ${e.streamId}
+            AND left(pin_key, ${prefix.length}) = ${prefix}`
+          break
+        }
+      }
     }
-    latest.clear()
-    size = 0
-    return sql`INSERT INTO pl_pin_state (account_stream, pin_key, vals, position)
-      SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${JSON.stringify(rows)}::jsonb) AS t(r)
-      ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
+    yield* flush
   })
-  const keysOf = (account: string) => {
-    let keys = latest.get(account)
-    if (keys === undefined) latest.set(account, (keys = new Map()))
+
+/** Rows as JSON `[account, key, values, position]` arrays, upserted. */
+const upsert = (sql: SqlClient, rows: string) =>
+  sql`INSERT INTO pl_pin_state (account_stream, pin_key, vals, position)
+    SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${rows}::jsonb) AS t(r)
+    ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
+
+/** What a device's or a dashboard's deletion removes: the keys starting with this. */
+const deletedPrefix = (e: { readonly type: string; readonly data: unknown }): string | undefined => {
+  const d: DeviceDeleted | DashboardDeleted | undefined = e.type === "DeviceDeleted"
+    ? decodeDeviceDeleted(e.data)
+    : e.type === "DashboardDeleted" ? decodeDashboardDeleted(e.data) : undefined
+  if (d === undefined) return undefined
+  return "deviceId" in d ? `${d.dashId}-${d.deviceId}-` : `${d.dashId}-`
+}
+
+interface Kept {
+  /** The value is `values` from `from` on (a write is kept whole, not copied). */
+  values: ReadonlyArray<unknown>
+  from: number
+  position: number
+  /** Its place in its event's writes: of two writes of a key in one event, the later wins. */
+  index: number
+}
+
+/**
+ * What the projection holds, folded from events taken in ANY order: of a key's writes the one
+ * furthest in the log (position, then place in the event) wins, and a deletion removes the keys
+ * it names whose last write came before it. The same as applying the events in log order (what
+ * `apply` does), so a rebuild can take the log as another reader hands it out (the pin history's
+ * rebuild, in the subscription's order) and the rest later. Holds a key per pin and property.
+ */
+export class PinStateFold {
+  /** account → key → its last write. */
+  readonly #keys = new Map<string, Map<string, Kept>>()
+  /** account → the deletions in its stream: key prefix and position. */
+  readonly #deletions = new Map<string, Array<{ readonly prefix: string; readonly position: number }>>()
+
+  /** Takes events of the projection's types (others are ignored), in any order, each once. */
+  add(events: ReadonlyArray<{ readonly position: number; readonly streamId: string; readonly type: string; readonly data: unknown }>) {
+    for (const e of events) {
+      switch (e.type) {
+        case "PinsWritten": {
+          const w = pinsWrittenOf(e.data)
+          if (w === undefined) break
+          const keys = this.#keysOf(accountOf(e.streamId))
+          const writes = w.writes
+          for (let i = 0; i < writes.length; i++) {
+            const write = writes[i]!
+            this.#put(keys, pinKey(w.dashId, w.deviceId, write[0], write[1]), write, 2, e.position, i)
+          }
+          break
+        }
+        case "PropertySet": {
+          const p = decodeProperty(e.data)
+          if (p === undefined) break
+          this.#put(this.#keysOf(accountOf(e.streamId)), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), 0, e.position, 0)
+          break
+        }
+        case "DeviceDeleted":
+        case "DashboardDeleted": {
+          const prefix = deletedPrefix(e)
+          if (prefix === undefined) break
+          let deletions = this.#deletions.get(e.streamId)
+          if (deletions === undefined) this.#deletions.set(e.streamId, (deletions = []))
+          deletions.push({ prefix, position: e.position })
+          break
+        }
+      }
+    }
+  }
+
+  #keysOf(account: string) {
+    let keys = this.#keys.get(account)
+    if (keys === undefined) this.#keys.set(account, (keys = new Map()))
     return keys
   }
-  const put = (keys: Map<string, { values: ReadonlyArray<unknown>; from: number; position: number }>, key: string, values: ReadonlyArray<unknown>, from: number, position: number) => {
-    const v = keys.get(key)
-    if (v === undefined) {
-      keys.set(key, { values, from, position })
-      size++
-    } else {
-      v.values = values
-      v.from = from
-      v.position = position
+
+  #put(keys: Map<string, Kept>, key: string, values: ReadonlyArray<unknown>, from: number, position: number, index: number) {
+    const kept = keys.get(key)
+    if (kept === undefined) keys.set(key, { values, from, position, index })
+    else if (position > kept.position || (position === kept.position && index > kept.index)) {
+      kept.values = values
+      kept.from = from
+      kept.position = position
+      kept.index = index
     }
   }
-  const feed = (events: ReadonlyArray<InlineEvent>) =>
-    Effect.gen(function*() {
-      for (const e of events) {
-        switch (e.type) {
-          case "PinsWritten": {
-            const w = pinsWrittenOf(e.data)
-            if (w === undefined) break
-            const keys = keysOf(accountOf(e.streamId))
-            for (const write of w.writes) put(keys, pinKey(w.dashId, w.deviceId, write[0], write[1]), write, 2, e.position)
-            break
-          }
-          case "PropertySet": {
-            const p = decodeProperty(e.data)
-            if (p === undefined) break
-            put(keysOf(accountOf(e.streamId)), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), 0, e.position)
-            break
-          }
-          case "DeviceDeleted":
-          case "DashboardDeleted": {
-            const d: DeviceDeleted | DashboardDeleted | undefined = e.type === "DeviceDeleted"
-              ? decodeDeviceDeleted(e.data)
-              : decodeDashboardDeleted(e.data)
-            if (d === undefined) break
-            // Writes before the deletion go in first, so the deletion removes them too.
-            yield* flush
-            const prefix = "deviceId" in d ? `${d.dashId}-${d.deviceId}-` : `${d.dashId}-`
-            yield* sql`DELETE FROM pl_pin_state WHERE account_stream = ${e.streamId}
-              AND left(pin_key, ${prefix.length}) = ${prefix}`
-            break
+
+  /** Writes what it holds into the (emptied) table. */
+  get write(): Effect.Effect<void, SqlError, SqlClient> {
+    const self = this
+    return Effect.gen(function*() {
+      const sql = yield* SqlClient
+      let rows: Array<[string, string, ReadonlyArray<unknown>, number]> = []
+      for (const [account, keys] of self.#keys) {
+        const deletions = self.#deletions.get(account) ?? []
+        for (const [key, v] of keys) {
+          if (deletions.some((d) => d.position > v.position && key.startsWith(d.prefix))) continue
+          rows.push([account, key, v.from === 0 ? v.values : v.values.slice(v.from), v.position])
+          if (rows.length === 50_000) {
+            yield* upsert(sql, JSON.stringify(rows))
+            rows = []
           }
         }
       }
-      // Bounds what a rebuild holds (a key per pin): past it, written as it goes.
-      if (size > 100_000) yield* flush
+      if (rows.length > 0) yield* upsert(sql, JSON.stringify(rows))
     })
-  return { feed, end: Effect.asVoid(flush) }
-})
+  }
+}
+
+const types: ReadonlySet<string> = new Set(["PinsWritten", "PropertySet", "DeviceDeleted", "DashboardDeleted"])
 
 /**
  * The last value of every pin (and widget property) of every account, written in the append's
  * transaction: a user actor starts from it instead of replaying the pin writes, and it holds
  * exactly what was acknowledged. One upsert per batch, the last write of a key winning; a
- * rebuild folds the whole log first and writes each key once.
+ * rebuild folds the whole log first (`PinStateFold`) and writes each key once.
  */
 export const PinState: InlineProjection = {
   name: "pin-state",
-  types: new Set(["PinsWritten", "PropertySet", "DeviceDeleted", "DashboardDeleted"]),
+  types,
   tables: ["pl_pin_state"],
-  apply: (events) =>
-    Effect.gen(function*() {
-      const f = yield* folder
-      yield* f.feed(events)
-      yield* f.end
-    }),
-  rebuilder: folder
+  apply: applyBatch,
+  rebuilder: Effect.sync(() => {
+    const fold = new PinStateFold()
+    return { feed: (events) => Effect.sync(() => fold.add(events)), end: fold.write }
+  })
 }
+
+/**
+ * The rebuild's second half when the pin history's rebuild has folded the settled log into
+ * `fold` (`pinledger replay`): empties the table, folds the events the history's snapshot did
+ * not count as settled (transaction ids from `horizon` on: committed since, or then still
+ * running), writes. In the transaction that holds appends back.
+ */
+export const rebuildRest = (fold: PinStateFold, horizon: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    yield* sql`DELETE FROM pl_pin_state`
+    const rows = yield* sql<{ position: unknown; stream_id: string; event_type: string; data: unknown }>`
+      SELECT position, stream_id, event_type, data FROM pl_events
+      WHERE tx_id >= ${horizon}::xid8 AND event_type IN ${sql.in([...types])}`
+    fold.add(rows.map((r) => ({
+      position: Number(r.position),
+      streamId: r.stream_id,
+      type: r.event_type,
+      data: typeof r.data === "string" ? JSON.parse(r.data) : r.data
+    })))
+    yield* fold.write
+  })
 
 /** Every stored pin value and property of an account: key → values. */
 export const loadPinState = (accountStream: string) =>

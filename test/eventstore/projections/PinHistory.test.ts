@@ -426,7 +426,7 @@ for (const backend of backends) {
             yield* Deferred.succeed(release, undefined)
             yield* Fiber.join(subscriber)
             const rebuilt = yield* Fiber.join(rebuilding)
-            expect(rebuilt).toEqual({ events: 2, writes: 2 })
+            expect(rebuilt).toMatchObject({ events: 2, writes: 2 })
             expect(yield* Subscription.loadCheckpoint(PinHistory.name)).toEqual({ txId: batch.at(-1)!.txId, position: batch.at(-1)!.position })
             const snap = yield* snapshot
             expect(snap.raw.map((r) => r.value)).toEqual(["1", "2"])
