@@ -81,11 +81,19 @@ export interface HistoryEvent {
   readonly time: number
 }
 
-/** The writes' time: the metadata's (when they reached the server), else the commit's. */
-export const fromRecorded = (e: RecordedEvent): HistoryEvent => {
-  const t = Date.parse(e.metadata?.time ?? "")
-  return { position: e.position, streamId: e.streamId, type: e.type, data: e.data, time: Number.isFinite(t) ? t : e.recordedAt.getTime() }
+/** The writes' time: the metadata's (when they reached the server), else the commit's (epoch ms). */
+const writesTime = (metadataTime: string | null | undefined, recordedMs: number) => {
+  const t = Date.parse(metadataTime ?? "")
+  return Number.isFinite(t) ? t : recordedMs
 }
+
+export const fromRecorded = (e: RecordedEvent): HistoryEvent => ({
+  position: e.position,
+  streamId: e.streamId,
+  type: e.type,
+  data: e.data,
+  time: writesTime(e.metadata?.time, e.recordedAt.getTime())
+})
 
 interface Sample {
   /** The pin's device, as `seriesPrefix` makes it: one string per event, hashed once. */
@@ -375,7 +383,7 @@ class Writer {
         self.#group("day", series, Math.floor(s.ts / DAY), DAY, cut.day, num)
       }
       if (raw.size >= self.#options.rawBatch) yield* self.#writeRaw
-      if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups
+      if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups(false)
     })
   }
 
@@ -408,7 +416,7 @@ class Writer {
 
   /** Writes everything gathered. */
   get flush(): Effect.Effect<void, SqlError, SqlClient> {
-    return Effect.andThen(Effect.andThen(this.#writeRaw, this.#writeRollups), this.#settle)
+    return this.#writeAll(false)
   }
 
   /**
@@ -417,7 +425,11 @@ class Writer {
    * quicker than keeping them up row by row.
    */
   get finish(): Effect.Effect<void, SqlError, SqlClient> {
-    return Effect.andThen(Effect.andThen(this.#writeRaw, this.#rollups(true)), this.#settle)
+    return this.#writeAll(true)
+  }
+
+  #writeAll(last: boolean): Effect.Effect<void, SqlError, SqlClient> {
+    return Effect.andThen(Effect.andThen(this.#writeRaw, this.#writeRollups(last)), this.#settle)
   }
 
   /** Runs an insert, or (pipelined) sends it once the one before it is done. */
@@ -511,11 +523,7 @@ class Writer {
     })
   }
 
-  get #writeRollups(): Effect.Effect<void, SqlError, SqlClient> {
-    return this.#rollups(false)
-  }
-
-  #rollups(last: boolean): Effect.Effect<void, SqlError, SqlClient> {
+  #writeRollups(last: boolean): Effect.Effect<void, SqlError, SqlClient> {
     const self = this
     return Effect.gen(function*() {
       if (self.#values === 0) return
@@ -739,17 +747,13 @@ interface ReplayChunk {
 const toChunk = (rows: ReadonlyArray<ReplayRow>): ReplayChunk => {
   const last = rows[rows.length - 1]!
   return {
-    events: rows.map((r): HistoryEvent => {
-      // As `fromRecorded` takes it: the metadata's time, else the commit's.
-      const t = Date.parse(r.time ?? "")
-      return {
-        position: Number(r.position),
-        streamId: r.stream_id,
-        type: r.event_type,
-        data: typeof r.data === "string" ? JSON.parse(r.data) : r.data,
-        time: Number.isFinite(t) ? t : Number(r.recorded_ms)
-      }
-    }),
+    events: rows.map((r): HistoryEvent => ({
+      position: Number(r.position),
+      streamId: r.stream_id,
+      type: r.event_type,
+      data: typeof r.data === "string" ? JSON.parse(r.data) : r.data,
+      time: writesTime(r.time, Number(r.recorded_ms))
+    })),
     last: { txId: BigInt(last.tx_text), position: Number(last.position) }
   }
 }

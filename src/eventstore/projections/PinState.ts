@@ -32,47 +32,66 @@ const decodeDashboardDeleted = decoder(DashboardDeleted)
 const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
 
 /**
+ * What one event does to the projection: each value it sets goes to `put` (its key, the values
+ * as `values` from `from` on, its place in the event); a device's or a dashboard's deletion comes
+ * back as the prefix of the keys it removes. Events of other types, or unreadable, do nothing.
+ */
+const visit = (
+  e: { readonly streamId: string; readonly type: string; readonly data: unknown },
+  put: (account: string, key: string, values: ReadonlyArray<unknown>, from: number, index: number) => void
+): string | undefined => {
+  switch (e.type) {
+    case "PinsWritten": {
+      const w = pinsWrittenOf(e.data)
+      if (w === undefined) return undefined
+      const account = accountOf(e.streamId)
+      const writes = w.writes
+      for (let i = 0; i < writes.length; i++) {
+        const write = writes[i]!
+        put(account, pinKey(w.dashId, w.deviceId, write[0], write[1]), write, 2, i)
+      }
+      return undefined
+    }
+    case "PropertySet": {
+      const p = decodeProperty(e.data)
+      if (p !== undefined) put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), 0, 0)
+      return undefined
+    }
+    case "DeviceDeleted":
+    case "DashboardDeleted": {
+      const d: DeviceDeleted | DashboardDeleted | undefined = e.type === "DeviceDeleted"
+        ? decodeDeviceDeleted(e.data)
+        : decodeDashboardDeleted(e.data)
+      if (d === undefined) return undefined
+      return "deviceId" in d ? `${d.dashId}-${d.deviceId}-` : `${d.dashId}-`
+    }
+    default:
+      return undefined
+  }
+}
+
+/**
  * Folds a batch of events, in log order, into the last value of each key, written with one upsert
  * (the last write of a key winning); a deletion first writes what came before it.
  */
 const applyBatch = (events: ReadonlyArray<InlineEvent>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
-    const latest = new Map<string, [string, string, ReadonlyArray<string>, number]>()
+    const latest = new Map<string, [string, string, ReadonlyArray<unknown>, number]>()
     const flush = Effect.suspend((): Effect.Effect<unknown, SqlError> => {
       if (latest.size === 0) return Effect.void
       const rows = JSON.stringify([...latest.values()])
       latest.clear()
       return upsert(sql, rows)
     })
-    const put = (account: string, key: string, values: ReadonlyArray<string>, position: number) =>
-      latest.set(`${account}\u0000${key}`, [account, key, values, position])
     for (const e of events) {
-      switch (e.type) {
-        case "PinsWritten": {
-          const w = pinsWrittenOf(e.data)
-          if (w === undefined) break
-          const account = accountOf(e.streamId)
-          for (const [t, pin, ...values] of w.writes) put(account, pinKey(w.dashId, w.deviceId, t, pin), values, e.position)
-          break
-        }
-        case "PropertySet": {
-          const p = decodeProperty(e.data)
-          if (p === undefined) break
-          put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), e.position)
-          break
-        }
-        case "DeviceDeleted":
-        case "DashboardDeleted": {
-          const prefix = deletedPrefix(e)
-          if (prefix === undefined) break
-          // Writes before the deletion go in first, so the deletion removes them too.
-          yield* flush
-          yield* sql`DELETE FROM pl_pin_state WHERE account_stream = ${e.streamId}
-            AND left(pin_key, ${prefix.length}) = ${prefix}`
-          break
-        }
-      }
+      const prefix = visit(e, (account, key, values, from) =>
+        latest.set(`${account}\u0000${key}`, [account, key, values.slice(from), e.position]))
+      if (prefix === undefined) continue
+      // Writes before the deletion go in first, so the deletion removes them too.
+      yield* flush
+      yield* sql`DELETE FROM pl_pin_state WHERE account_stream = ${e.streamId}
+        AND left(pin_key, ${prefix.length}) = ${prefix}`
     }
     yield* flush
   })
@@ -82,15 +101,6 @@ const upsert = (sql: SqlClient, rows: string) =>
   sql`INSERT INTO pl_pin_state (account_stream, pin_key, vals, position)
     SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${rows}::jsonb) AS t(r)
     ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
-
-/** What a device's or a dashboard's deletion removes: the keys starting with this. */
-const deletedPrefix = (e: { readonly type: string; readonly data: unknown }): string | undefined => {
-  const d: DeviceDeleted | DashboardDeleted | undefined = e.type === "DeviceDeleted"
-    ? decodeDeviceDeleted(e.data)
-    : e.type === "DashboardDeleted" ? decodeDashboardDeleted(e.data) : undefined
-  if (d === undefined) return undefined
-  return "deviceId" in d ? `${d.dashId}-${d.deviceId}-` : `${d.dashId}-`
-}
 
 interface Kept {
   /** The value is `values` from `from` on (a write is kept whole, not copied). */
@@ -117,34 +127,11 @@ export class PinStateFold {
   /** Takes events of the projection's types (others are ignored), in any order, each once. */
   add(events: ReadonlyArray<{ readonly position: number; readonly streamId: string; readonly type: string; readonly data: unknown }>) {
     for (const e of events) {
-      switch (e.type) {
-        case "PinsWritten": {
-          const w = pinsWrittenOf(e.data)
-          if (w === undefined) break
-          const keys = this.#keysOf(accountOf(e.streamId))
-          const writes = w.writes
-          for (let i = 0; i < writes.length; i++) {
-            const write = writes[i]!
-            this.#put(keys, pinKey(w.dashId, w.deviceId, write[0], write[1]), write, 2, e.position, i)
-          }
-          break
-        }
-        case "PropertySet": {
-          const p = decodeProperty(e.data)
-          if (p === undefined) break
-          this.#put(this.#keysOf(accountOf(e.streamId)), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), 0, e.position, 0)
-          break
-        }
-        case "DeviceDeleted":
-        case "DashboardDeleted": {
-          const prefix = deletedPrefix(e)
-          if (prefix === undefined) break
-          let deletions = this.#deletions.get(e.streamId)
-          if (deletions === undefined) this.#deletions.set(e.streamId, (deletions = []))
-          deletions.push({ prefix, position: e.position })
-          break
-        }
-      }
+      const prefix = visit(e, (account, key, values, from, index) => this.#put(this.#keysOf(account), key, values, from, e.position, index))
+      if (prefix === undefined) continue
+      let deletions = this.#deletions.get(e.streamId)
+      if (deletions === undefined) this.#deletions.set(e.streamId, (deletions = []))
+      deletions.push({ prefix, position: e.position })
     }
   }
 
