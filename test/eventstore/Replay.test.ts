@@ -16,7 +16,6 @@ import { testProjection } from "../support/projection.ts"
 
 const devices = EventCodec.typed(EventCodec.make(DeviceEvent))
 const kitchen = deviceStream(aliceStream, 1, 0)
-const meta = { actor: "test", time: "2026-03-01T10:00:00.000Z" }
 
 /** Damage in each inline projection: a changed row, a missing row, an extra row. */
 const corrupt = Effect.gen(function*() {
@@ -124,7 +123,7 @@ for (const backend of backends) {
           // deletion of a device whose values it folded.
           yield* devices.append(kitchen, "any", [
             new PinsWritten({ dashId: 1, deviceId: 0, source: "hardware", writes: [["v", 1, "30"], ["v", 1, "31"], ["v", 9, "x"]] })
-          ], meta)
+          ], at())
           yield* account(alice, [{ _tag: "DeleteDevice", dashId: 1, deviceId: 1 }], at(undefined, "cli"))
           const live = yield* projectionTables
           const state = (live["pl_pin_state"] as ReadonlyArray<string>).map((r) => JSON.parse(r) as { pin_key: string; vals: unknown })
@@ -157,7 +156,7 @@ for (const backend of backends) {
           // fails, the batch is rolled back, and it starts again from the stored checkpoint.
           const more = yield* devices.append(kitchen, "any", [
             new PinsWritten({ dashId: 1, deviceId: 0, source: "hardware", writes: [["v", 5, "1"]] })
-          ], meta)
+          ], at())
           // Delivered again: every event once more (the table's key refuses a double), in order.
           yield* projection.awaitTotal(2 * head + 1)
           const again = yield* projection.rows
@@ -192,7 +191,7 @@ for (const backend of backends) {
             // A device writes a pin nobody wrote before: its append must wait for the replay.
             const appending = yield* Effect.forkChild(devices.append(kitchen, "any", [
               new PinsWritten({ dashId: 1, deviceId: 0, source: "hardware", writes: [["v", 99, "late"]] })
-            ], meta))
+            ], at()))
             yield* until("the append waits for the replay's lock on pl_events", waitingOn("pl_events"))
             expect(appending.pollUnsafe()).toBeUndefined()
             expect((yield* sql<{ n: unknown }>`SELECT max(position) AS n FROM pl_events`)[0]!.n).toEqual(head)

@@ -2,8 +2,9 @@ import { Effect } from "effect"
 import { deviceStream } from "../../domain/Streams.ts"
 import * as HistoryQueries from "../../eventstore/HistoryQueries.ts"
 import { eventsLogged } from "../../eventstore/LoggedEventQueries.ts"
-import type { ExportRequest, PinName, TimeFormat } from "./ExternalParams.ts"
+import type { ExportRequest, TimeFormat } from "./ExternalParams.ts"
 import { jsonValue } from "./ExternalParams.ts"
+import { pinName } from "./LegacyHttp.ts"
 import { zonedParts } from "../ZonedTime.ts"
 import { zip } from "./Zip.ts"
 
@@ -31,7 +32,6 @@ export interface DeviceRef {
   readonly deviceId: number
 }
 
-const pinName = (p: PinName) => `${p.pinType.toUpperCase()}${p.pin}`
 
 /**
  * The rows of an export at `now`, pin after pin (then the events), each oldest first; at most

@@ -68,6 +68,9 @@ export const nonEmpty = <A>(values: ReadonlyArray<A>): readonly [A, ...Array<A>]
   return values as readonly [A, ...Array<A>]
 }
 
+/** How the HTTP APIs name a pin: `V5`, `D8`, `A0` (what `parsePin` reads). */
+export const pinName = (pin: { readonly pinType: PinType; readonly pin: number }) => `${pin.pinType.toUpperCase()}${pin.pin}`
+
 /** `V5`, `v5`, `D8`, `A0`: a type letter and 0–255; undefined otherwise ("Wrong pin format."). */
 export const parsePin = (text: string | undefined): { readonly pinType: PinType; readonly pin: number } | undefined => {
   const m = /^([vVdDaA])(\d{1,3})$/.exec(text ?? "")

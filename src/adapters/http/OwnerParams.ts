@@ -1,9 +1,11 @@
 import { Result } from "effect"
-import type { Granularity } from "../../domain/Graphs.ts"
+import { type Granularity, granularityMillis } from "../../domain/Graphs.ts"
 import type { PinType } from "../../domain/Pins.ts"
 import { type AuditQuery, defaultLimit as auditDefaultLimit, maxLimit as auditMaxLimit } from "../../eventstore/Audit.ts"
 import { parseInstant } from "../TimeInput.ts"
-import { parsePin } from "./LegacyHttp.ts"
+import { parsePin, pinName } from "./LegacyHttp.ts"
+
+export { pinName }
 
 /**
  * The owner API's path and query values (OwnerApi.ts declares them as text): each is read here,
@@ -36,9 +38,6 @@ export const parsePinName = (text: string): Parsed<PinRef> => {
   return pin === undefined ? Result.fail(`pin must be V0–V255, D0–D255 or A0–A255, not ${quoted(text)}`) : Result.succeed(pin)
 }
 
-/** How the API names a pin: `V5`, `D8`, `A0`. */
-export const pinName = (pin: PinRef) => `${pin.pinType.toUpperCase()}${pin.pin}`
-
 /** A whole number from `min` to `max`; `fallback` when not given. */
 export const parseCount = (name: string, text: string | undefined, range: { readonly min: number; readonly max: number; readonly fallback: number }): Parsed<number> => {
   if (text === undefined) return Result.succeed(range.fallback)
@@ -67,7 +66,7 @@ export type Rollup = "raw" | Granularity
 
 export const rollups: ReadonlyArray<Rollup> = ["raw", "minute", "hour", "day"]
 
-const DAY = 86_400_000
+const DAY = granularityMillis.day
 
 /** How far back `from` is when it is not given. */
 export const defaultSpan: Readonly<Record<Rollup, number>> = { raw: DAY, minute: DAY, hour: 30 * DAY, day: 365 * DAY }

@@ -18,13 +18,13 @@ import {
   findDevice,
   isShared
 } from "../../domain/Account.ts"
-import { parsePinKey } from "../../domain/Pins.ts"
+import { parsePinKey, pinKey } from "../../domain/Pins.ts"
 import { AuditQueryInvalid, queryAudit, toJson } from "../../eventstore/Audit.ts"
 import type { Metadata } from "../../eventstore/Event.ts"
 import * as HistoryQueries from "../../eventstore/HistoryQueries.ts"
 import { executeOnAccount } from "../accounts/AccountOps.ts"
 import { newToken } from "../security/Passwords.ts"
-import { addressOf, MAX_BODY_BYTES, pinValues } from "./LegacyHttp.ts"
+import { addressOf, MAX_BODY_BYTES, nonEmpty, pinValues } from "./LegacyHttp.ts"
 import {
   API_PREFIX,
   BadInput,
@@ -187,10 +187,8 @@ const writePins = (caller: CallerInfo, dashId: number, deviceId: number, writes:
   })
 
 /** One pin's write as the API takes it: its values as text (numbers and booleans as JSON writes them). */
-const pinWrite = (pin: PinRef, values: ReadonlyArray<string | number | boolean>): PinValuesWrite => {
-  const [first, ...rest] = pinValues(values.map(String))
-  return { ...pin, values: [first ?? "", ...rest] }
-}
+const pinWrite = (pin: PinRef, values: ReadonlyArray<string | number | boolean>): PinValuesWrite =>
+  ({ ...pin, values: nonEmpty(pinValues(values.map(String))) })
 
 const PinsLive = HttpApiBuilder.group(OwnerApi, "pins", (handlers) =>
   handlers
@@ -205,9 +203,9 @@ const PinsLive = HttpApiBuilder.group(OwnerApi, "pins", (handlers) =>
         const view = yield* viewOf(yield* Caller)
         const { dash, device } = yield* deviceOf(view.account, params.dashId, params.deviceId)
         const pin = yield* valid(parsePinName(params.pin))
-        const found = pinsOf(view, dash.id, device.id).find((p) => p.pin === pinName(pin))
-        if (found === undefined) return yield* new NotFound({ message: `${pinName(pin)} of device ${device.id} in dashboard ${dash.id} has no value` })
-        return found
+        const values = view.pins.get(pinKey(dash.id, device.id, pin.pinType, pin.pin))
+        if (values === undefined) return yield* new NotFound({ message: `${pinName(pin)} of device ${device.id} in dashboard ${dash.id} has no value` })
+        return { pin: pinName(pin), values: shownValues(values) }
       }))
     .handle("write", ({ params, payload }) =>
       Effect.gen(function*() {
@@ -228,9 +226,8 @@ const PinsLive = HttpApiBuilder.group(OwnerApi, "pins", (handlers) =>
           if (Result.isFailure(pin)) return yield* new BadInput({ message: `writes[${index}]: ${pin.failure}` })
           writes.push(pinWrite(pin.success, item.values))
         }
-        const [first, ...rest] = writes
-        if (first === undefined) return yield* new BadInput({ message: "writes is empty" })
-        yield* writePins(caller, dash.id, device.id, [first, ...rest])
+        // The schema takes 1 to 1000 writes.
+        yield* writePins(caller, dash.id, device.id, nonEmpty(writes))
         return writes.map((w) => ({ pin: pinName(w), values: w.values }))
       }))
     .handle("history", ({ params, query }) =>
