@@ -176,7 +176,7 @@ export const replay = (name?: string, options: ReplayOptions = {}) =>
       const rest = async.filter((p) => p.name !== PinHistory.name)
       return [
         ...yield* replayInline(inline, { fold, horizon: history.horizon }),
-        { name: PinHistory.name, kind: "async", rows: yield* rowCount(PinHistory.tables), detail: historyDetail(history) },
+        { name: PinHistory.name, kind: "async", rows: history.rows ?? (yield* rowCount(PinHistory.tables)), detail: historyDetail(history) },
         ...yield* Effect.forEach(rest, replayAsync)
       ]
     }

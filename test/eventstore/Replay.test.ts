@@ -95,6 +95,10 @@ for (const backend of backends) {
           ])
           expect(yield* projectionTables).toEqual(good)
           expect((yield* Verify.verify()).differences).toBe(0)
+          // The rows it reports for the pin history (counted as it wrote them) are the tables'.
+          const historyRows = yield* sql<{ n: unknown }>`SELECT ((SELECT count(*) FROM pl_history_series) + (SELECT count(*) FROM pl_history_raw) +
+            (SELECT count(*) FROM pl_history_minute) + (SELECT count(*) FROM pl_history_hour) + (SELECT count(*) FROM pl_history_day)) AS n`
+          expect(all.find((r) => r.name === "pin-history")?.rows).toBe(Number(historyRows[0]!.n))
           // Five pins written, four of them numbers (kept for ever as day rollups; the raw samples
           // of March are past their retention).
           const history = yield* sql<{ series: unknown; days: unknown }>`

@@ -225,6 +225,11 @@ interface Group extends Rollup {
   readonly series: number
   readonly bucket: number
   values: Array<number> | undefined
+  /**
+   * Written early by a fresh writer (`#spill`): 0 not yet, 1 as it is, 2 changed since (its row
+   * is deleted and written again with the rest).
+   */
+  written: 0 | 1 | 2
 }
 
 const fold = (r: Rollup, v: number) => {
@@ -355,6 +360,18 @@ class Writer {
   #recent: Record<Granularity, Array<Group | undefined>> = { minute: [], hour: [], day: [] }
   #values = 0
   #inFlight: Fiber.Fiber<unknown, SqlError> | undefined
+  /**
+   * Groups a pin's values have moved on from (to another bucket) while the writer is fresh: the
+   * ones `#spill` writes early. A value that comes for one of them later marks it `written` 2.
+   */
+  #left: Record<Granularity, Array<Group>> = { minute: [], hour: [], day: [] }
+  /** Groups written early and changed since, to be written again. */
+  #changed: Record<Granularity, Array<Group>> = { minute: [], hour: [], day: [] }
+  /** Rows this writer has added to the tables, while `#rowsKnown` (nothing deleted or upserted). */
+  #rows = 0
+  #rowsKnown = true
+  /** Per rollup table: its primary key's name and definition while it is dropped. */
+  readonly #droppedKeys: Partial<Record<Granularity, ReadonlyArray<{ readonly conname: string; readonly def: string }>>> = {}
 
   constructor(cut: Cutoffs, options: WriterOptions, arrays: SqlArrays.Arrays) {
     this.#cut = cut
@@ -382,7 +399,7 @@ class Writer {
         self.#group("hour", series, Math.floor(s.ts / HOUR), HOUR, cut.hour, num)
         self.#group("day", series, Math.floor(s.ts / DAY), DAY, cut.day, num)
       }
-      if (raw.size >= self.#options.rawBatch) yield* self.#writeRaw
+      if (raw.size >= self.#options.rawBatch) yield* self.#send(Effect.andThen(self.#rawInsert(), self.#spill()))
       if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups(false)
     })
   }
@@ -399,19 +416,29 @@ class Writer {
     const recent = this.#recent[g]
     let group = recent[series]
     if (group === undefined || group.bucket !== bucket) {
+      if (group !== undefined && group.written === 0 && this.#rollupsFresh) this.#left[g].push(group)
       const groups = this.#groups[g]
       let buckets = groups.get(series)
       if (buckets === undefined) groups.set(series, (buckets = new Map()))
       group = buckets.get(index)
       if (group === undefined) {
-        group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: this.#rollupsFresh ? undefined : [] }
+        group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: this.#rollupsFresh ? undefined : [], written: 0 }
         buckets.set(index, group)
       }
       recent[series] = group
     }
+    if (group.written === 1) {
+      group.written = 2
+      this.#changed[g].push(group)
+    }
     if (group.values === undefined) fold(group, num)
     else group.values.push(num)
     this.#values++
+  }
+
+  /** How many rows the tables hold if this writer alone filled them and nothing was deleted. */
+  get rows(): number | undefined {
+    return this.#rowsKnown && this.#options.fresh ? this.#rows : undefined
   }
 
   /** Writes everything gathered. */
@@ -429,7 +456,7 @@ class Writer {
   }
 
   #writeAll(last: boolean): Effect.Effect<void, SqlError, SqlClient> {
-    return Effect.andThen(Effect.andThen(this.#writeRaw, this.#writeRollups(last)), this.#settle)
+    return Effect.suspend(() => Effect.andThen(Effect.andThen(this.#send(this.#rawInsert()), this.#writeRollups(last)), this.#settle))
   }
 
   /** Runs an insert, or (pipelined) sends it once the one before it is done. */
@@ -453,6 +480,7 @@ class Writer {
 
   /** After series were dropped (and `flush`): their ids are gone, and so is the certainty of `fresh`. */
   deleted() {
+    this.#rowsKnown = false
     this.#ids.clear()
     this.#seriesFresh = false
     this.#rollupsFresh = false
@@ -496,10 +524,12 @@ class Writer {
       if (!self.#seriesFresh) remember(yield* lookup())
       if (unknown.size > 0) {
         const k = keyArrays(self.#arrays, [...unknown.values()])
-        remember(yield* sql<SeriesRow>`INSERT INTO pl_history_series (account_stream, dash_id, device_id, pin_type, pin)
+        const made = yield* sql<SeriesRow>`INSERT INTO pl_history_series (account_stream, dash_id, device_id, pin_type, pin)
           SELECT * FROM unnest(${k.a}::text[], ${k.d}::int[], ${k.v}::int[], ${k.t}::text[], ${k.p}::int[])
           ON CONFLICT DO NOTHING
-          RETURNING series_id, account_stream, dash_id, device_id, pin_type, pin`)
+          RETURNING series_id, account_stream, dash_id, device_id, pin_type, pin`
+        self.#rows += made.length
+        remember(made)
         // Made meanwhile by another writer (only if two ever ran at once).
         if (unknown.size > 0) remember(yield* lookup())
       }
@@ -507,22 +537,106 @@ class Writer {
     })
   }
 
-  get #writeRaw(): Effect.Effect<void, SqlError, SqlClient> {
-    const self = this
-    return Effect.gen(function*() {
-      if (self.#raw.size === 0) return
-      const sql = yield* SqlClient
-      const a = self.#arrays
-      const { series, ts, position, index, value, more, num } = self.#raw.take()
+  /** The insert of the raw rows gathered (taken now, so that more can gather meanwhile). */
+  #rawInsert(): Effect.Effect<void, SqlError, SqlClient> {
+    if (this.#raw.size === 0) return Effect.void
+    const a = this.#arrays
+    const { series, ts, position, index, value, more, num } = this.#raw.take()
+    this.#rows += series.length
+    return Effect.flatMap(SqlClient, (sql) =>
       // unnest in the select list (zipped, the arrays being as long as each other): about twice
       // as fast as unnest in FROM, whose function scan stores every row before the insert reads it.
-      yield* self.#send(sql`INSERT INTO pl_history_raw (series_id, ts, position, write_index, value, more, num)
+      sql`INSERT INTO pl_history_raw (series_id, ts, position, write_index, value, more, num)
         SELECT unnest(${a.numbers(series)}::int[]), unnest(${a.numbers(ts)}::int8[]), unnest(${a.numbers(position)}::int8[]),
           unnest(${a.numbers(index)}::int[]), unnest(${a.texts(value)}::text[]), unnest(${a.texts(more)}::text[])::jsonb,
           unnest(${a.numbers(num)}::float8[])`)
+  }
+
+  /**
+   * A fresh writer's early write of the groups its pins have moved on from (taken now): their
+   * rows go in while the log is still being read, instead of all at the end. The tables' primary
+   * keys are dropped first (made again by `#writeRollups`), as there is nothing to conflict with;
+   * a group that takes a value after it was written is written again by `#writeRollups`.
+   */
+  #spill(): Effect.Effect<void, SqlError, SqlClient> {
+    if (!this.#rollupsFresh) return Effect.void
+    const statements: Array<Effect.Effect<void, SqlError, SqlClient>> = []
+    for (const g of granularities) {
+      const left = this.#left[g]
+      if (left.length === 0) continue
+      this.#left[g] = []
+      const groups: Array<Group> = []
+      for (const group of left) {
+        if (group.written !== 0) continue
+        group.written = 1
+        groups.push(group)
+      }
+      if (groups.length === 0) continue
+      statements.push(this.#dropKeys(g), this.#insertGroups(g, groups, false))
+    }
+    return Effect.asVoid(Effect.all(statements, { discard: true }))
+  }
+
+  /** Drops a rollup table's primary key (once), keeping its definition for `#restoreKeys`. */
+  #dropKeys(g: Granularity): Effect.Effect<void, SqlError, SqlClient> {
+    if (this.#droppedKeys[g] !== undefined) return Effect.void
+    const dropped: Array<{ conname: string; def: string }> = []
+    this.#droppedKeys[g] = dropped
+    return Effect.gen(function*() {
+      const sql = yield* SqlClient
+      const keys = yield* sql<{ conname: string; def: string }>`SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+        WHERE conrelid = ${rollupTables[g]}::regclass AND contype = 'p'`
+      for (const k of keys) {
+        yield* sql`ALTER TABLE ${sql(rollupTables[g])} DROP CONSTRAINT ${sql(k.conname)}`
+        dropped.push(k)
+      }
     })
   }
 
+  /** Makes the primary keys `#dropKeys` dropped again (quicker than keeping them up row by row). */
+  #restoreKeys(): Effect.Effect<void, SqlError, SqlClient> {
+    const statements: Array<Effect.Effect<void, SqlError, SqlClient>> = []
+    for (const g of granularities) {
+      const dropped = this.#droppedKeys[g]
+      if (dropped === undefined) continue
+      delete this.#droppedKeys[g]
+      statements.push(Effect.flatMap(SqlClient, (sql) =>
+        Effect.forEach(dropped, (k) =>
+          sql.unsafe(`ALTER TABLE ${rollupTables[g]} ADD CONSTRAINT "${k.conname.replace(/"/g, '""')}" ${k.def}`), { discard: true })))
+    }
+    return Effect.all(statements, { discard: true })
+  }
+
+  /** The insert of rollup rows (their values taken now), upserting them or not. */
+  #insertGroups(g: Granularity, groups: ReadonlyArray<Group>, upsert: boolean): Effect.Effect<void, SqlError, SqlClient> {
+    const a = this.#arrays
+    const n = groups.length
+    if (upsert) this.#rowsKnown = false
+    else this.#rows += n
+    const series = new Array<number>(n), buckets = new Array<number>(n), totals = new Array<number>(n)
+    const mins = new Array<number>(n), maxs = new Array<number>(n), counts = new Array<number>(n)
+    for (let i = 0; i < n; i++) {
+      const x = groups[i]!
+      series[i] = x.series
+      buckets[i] = x.bucket
+      totals[i] = x.total
+      mins[i] = x.min
+      maxs[i] = x.max
+      counts[i] = x.count
+    }
+    return Effect.flatMap(SqlClient, (sql) =>
+      sql`INSERT INTO ${sql(rollupTables[g])} (series_id, bucket, total, min, max, count)
+        SELECT unnest(${a.numbers(series)}::int[]), unnest(${a.numbers(buckets)}::int8[]),
+          unnest(${a.numbers(totals)}::float8[]), unnest(${a.numbers(mins)}::float8[]), unnest(${a.numbers(maxs)}::float8[]),
+          unnest(${a.numbers(counts)}::int[])
+        ${sql.literal(upsert ? "ON CONFLICT (series_id, bucket) DO UPDATE SET total = EXCLUDED.total, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count" : "")}`)
+  }
+
+  /**
+   * Writes the rollup groups gathered (those not written early as they are). A fresh writer's
+   * groups are plain rows, the last time (or once it has written early) with the primary keys
+   * dropped and made again after; the others are folded onto their stored rows and upserted.
+   */
   #writeRollups(last: boolean): Effect.Effect<void, SqlError, SqlClient> {
     const self = this
     return Effect.gen(function*() {
@@ -531,12 +645,16 @@ class Writer {
       const a = self.#arrays
       for (const g of granularities) {
         const groups: Array<Group> = []
-        for (const buckets of self.#groups[g].values()) for (const group of buckets.values()) groups.push(group)
+        for (const buckets of self.#groups[g].values()) for (const group of buckets.values()) if (group.written !== 1) groups.push(group)
         self.#groups[g].clear()
+        const changed = self.#changed[g]
+        if (changed.length > 0) {
+          self.#rows -= changed.length
+          const table = sql(rollupTables[g])
+          yield* self.#send(sql`DELETE FROM ${table} USING unnest(${a.numbers(changed.map((x) => x.series))}::int[],
+            ${a.numbers(changed.map((x) => x.bucket))}::int8[]) AS k(s, b) WHERE ${table}.series_id = k.s AND ${table}.bucket = k.b`)
+        }
         if (groups.length === 0) continue
-        const table = sql(rollupTables[g])
-        const onConflict = sql.literal(`ON CONFLICT (series_id, bucket) DO UPDATE
-          SET total = EXCLUDED.total, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count`)
         const unread = groups.filter((x) => x.values !== undefined)
         // Nothing stored yet (a rebuild's first write): plain rows, no conflict to look for.
         const upsert = unread.length > 0 || !self.#rollupsFresh
@@ -545,7 +663,7 @@ class Writer {
             SELECT k.i, r.total, r.min, r.max, r.count
             FROM unnest(${a.numbers(unread.map((x) => x.series))}::int[], ${a.numbers(unread.map((x) => x.bucket))}::int8[])
               WITH ORDINALITY AS k(s, b, i)
-            CROSS JOIN LATERAL (SELECT total, min, max, count FROM ${table} WHERE series_id = k.s AND bucket = k.b LIMIT 1) AS r`
+            CROSS JOIN LATERAL (SELECT total, min, max, count FROM ${sql(rollupTables[g])} WHERE series_id = k.s AND bucket = k.b LIMIT 1) AS r`
           for (const r of stored) {
             const x = unread[Number(r.i) - 1]!
             x.total = Number(r.total)
@@ -555,36 +673,14 @@ class Writer {
           }
           for (const x of unread) for (const v of x.values!) fold(x, v)
         }
-        const n = groups.length
-        const series = new Array<number>(n), buckets = new Array<number>(n), totals = new Array<number>(n)
-        const mins = new Array<number>(n), maxs = new Array<number>(n), counts = new Array<number>(n)
-        for (let i = 0; i < n; i++) {
-          const x = groups[i]!
-          series[i] = x.series
-          buckets[i] = x.bucket
-          totals[i] = x.total
-          mins[i] = x.min
-          maxs[i] = x.max
-          counts[i] = x.count
-        }
-        const insert = sql`INSERT INTO ${table} (series_id, bucket, total, min, max, count)
-          SELECT unnest(${a.numbers(series)}::int[]), unnest(${a.numbers(buckets)}::int8[]),
-            unnest(${a.numbers(totals)}::float8[]), unnest(${a.numbers(mins)}::float8[]), unnest(${a.numbers(maxs)}::float8[]),
-            unnest(${a.numbers(counts)}::int[])
-          ${upsert ? onConflict : sql.literal("")}`
-        if (!(last && !upsert)) {
-          yield* self.#send(insert)
-          continue
-        }
-        yield* self.#settle
-        const keys = yield* sql<{ conname: string; def: string }>`SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
-          WHERE conrelid = ${rollupTables[g]}::regclass AND contype = 'p'`
-        for (const k of keys) yield* sql`ALTER TABLE ${table} DROP CONSTRAINT ${sql(k.conname)}`
-        yield* insert
-        for (const k of keys) yield* sql.unsafe(`ALTER TABLE ${rollupTables[g]} ADD CONSTRAINT "${k.conname.replace(/"/g, '""')}" ${k.def}`)
+        if (!upsert && last) yield* self.#send(self.#dropKeys(g))
+        yield* self.#send(self.#insertGroups(g, groups, upsert))
       }
+      yield* self.#send(self.#restoreKeys())
       self.#values = 0
       self.#recent = { minute: [], hour: [], day: [] }
+      self.#left = { minute: [], hour: [], day: [] }
+      self.#changed = { minute: [], hour: [], day: [] }
       // Rows now exist that this writer no longer holds: later ones must be read first.
       self.#rollupsFresh = false
     })
@@ -642,7 +738,7 @@ const applier = (cut: Cutoffs, options: WriterOptions, arrays: SqlArrays.Arrays)
       }
       yield* writer.add(samples)
     })
-  return { feed, end: writer.finish, writes: () => writes }
+  return { feed, end: writer.finish, writes: () => writes, rows: () => writer.rows }
 }
 
 /** A live batch: everything written at its end, stored rows read first. */
@@ -710,6 +806,8 @@ export interface RebuildResult {
   readonly writes: number
   /** The settled log it read: every transaction below this id (as text). */
   readonly horizon: string
+  /** The rows its tables hold, when it knows (it wrote them all and deleted none). */
+  readonly rows: number | undefined
 }
 
 const quoted = (names: Iterable<string>) => [...names].map((n) => `'${n.replace(/'/g, "''")}'`).join(", ")
@@ -877,7 +975,7 @@ export const rebuild = (
       for (const index of indexes) yield* sql.unsafe(index.indexdef)
       yield* sql`UPDATE pl_checkpoints SET tx_id = ${at.txId.toString()}::xid8, position = ${at.position}, updated_at = now()
         WHERE subscriber = ${name}`
-      return { events, writes: a.writes(), horizon }
+      return { events, writes: a.writes(), horizon, rows: a.rows() }
     }))
   }).pipe(Effect.withSpan("PinHistory.rebuild"))
 

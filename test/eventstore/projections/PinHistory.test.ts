@@ -251,6 +251,60 @@ for (const backend of backends) {
         }).pipe(Effect.provide(storeLayer(storage)), Effect.scoped)
       }))
 
+    it.live("a rebuild writes the minutes a pin has moved on from while it reads, and again those a later value comes back to", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        yield* Effect.gen(function*() {
+          const account = accountStream("spill@example.com", "Blynk")
+          yield* running(forever)
+          // Minute 0, minute 1, back to minute 0 (after the rebuild wrote it early), minute 2.
+          yield* write(account, 1, 0, base, [["v", 1, "1"]])
+          yield* write(account, 1, 0, base + MIN, [["v", 1, "2"]])
+          yield* write(account, 1, 0, base + 10_000, [["v", 1, "4"]])
+          yield* write(account, 1, 1, base, [["v", 2, "100"]])
+          yield* write(account, 1, 0, base + 2 * MIN, [["v", 1, "8"]])
+          // One event at a time, each raw row written at once: early writes after every event.
+          const rebuildEach = PinHistory.rebuild({ retention: forever, chunk: 1, rawBatch: 1 })
+          const sql = yield* SqlClient
+          const rowsNow = Effect.map(
+            sql<{ n: number }>`SELECT ((SELECT count(*) FROM pl_history_series) + (SELECT count(*) FROM pl_history_raw) +
+              (SELECT count(*) FROM pl_history_minute) + (SELECT count(*) FROM pl_history_hour) + (SELECT count(*) FROM pl_history_day))::int AS n`,
+            (rows) => Number(rows[0]!.n)
+          )
+          yield* caughtUp
+          const before = yield* snapshot
+          const first = yield* rebuildEach
+          expect(yield* snapshot).toEqual(before)
+          // Nothing deleted: it counted the rows it wrote (the minute written twice once).
+          expect(first.rows).toBe(yield* rowsNow)
+          // A deletion writes what was gathered (keys dropped or not), then rows are continued.
+          yield* accountEvent(account, "DeviceDeleted", { dashId: 1, deviceId: 1 })
+          yield* write(account, 1, 0, base + 20_000, [["v", 1, "16"]])
+          yield* write(account, 1, 0, base + 3 * MIN, [["v", 1, "32"]])
+          yield* caughtUp
+          const live = yield* snapshot
+          const pin = keyOf(account, 1, 0, "v", 1)
+          expect(live.minute.filter((r) => r.key.startsWith(account)).map((r) => [r.bucket - base, r.total, r.count])).toEqual([
+            [0, 21, 3],
+            [MIN, 2, 1],
+            [2 * MIN, 8, 1],
+            [3 * MIN, 32, 1]
+          ])
+          expect(live.series.filter((k) => k.startsWith(account))).toEqual([pin])
+          const rebuilt = yield* rebuildEach
+          expect(rebuilt.writes).toBeGreaterThanOrEqual(7)
+          expect(rebuilt.rows).toBeUndefined()
+          expect(yield* snapshot).toEqual(live)
+          const keys = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'p'
+            AND conrelid IN ('pl_history_minute'::regclass, 'pl_history_hour'::regclass, 'pl_history_day'::regclass)`
+          expect(Number(keys[0]!.n)).toBe(3)
+          // And the tables take live writes onto the rebuilt rows.
+          yield* write(account, 1, 0, base + 30_000, [["v", 1, "64"]])
+          yield* caughtUp
+          expect((yield* snapshot).minute.find((r) => r.key === pin && r.bucket === base)).toMatchObject({ total: 85, count: 4 })
+        }).pipe(Effect.provide(storeLayer(storage)), Effect.scoped)
+      }))
+
     it.live("rebuilt from the log, the tables equal the live ones and a model of the writes (property)", () =>
       Effect.gen(function*() {
         const storage = yield* backend.storage
