@@ -136,8 +136,25 @@ const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-"
 
 const isPinType = (t: unknown): t is PinType => t === "v" || t === "d" || t === "a"
 
+/** A device's account and series prefix, made once per stream and dashboard/device (the prefix's hash with them). */
+interface DeviceNames {
+  readonly dashId: number
+  readonly deviceId: number
+  readonly account: string
+  readonly prefix: string
+}
+
+const namesOf = (devices: Map<string, DeviceNames>, streamId: string, dashId: number, deviceId: number): DeviceNames => {
+  const known = devices.get(streamId)
+  if (known !== undefined && known.dashId === dashId && known.deviceId === deviceId) return known
+  const account = accountOf(streamId)
+  const names = { dashId, deviceId, account, prefix: seriesPrefix(account, dashId, deviceId) }
+  devices.set(streamId, names)
+  return names
+}
+
 /** The samples of a `PinsWritten`, read without the schema machinery (the hot path of a rebuild). */
-const samplesOf = (e: HistoryEvent, into: Array<Sample>): number => {
+const samplesOf = (e: HistoryEvent, into: Array<Sample>, devices: Map<string, DeviceNames>): number => {
   if (!e.streamId.startsWith("device-")) return 0
   const d = e.data as { dashId?: unknown; deviceId?: unknown; writes?: unknown; timestamps?: unknown } | null
   if (d === null || typeof d !== "object" || !Number.isInteger(d.dashId) || !Number.isInteger(d.deviceId) || !Array.isArray(d.writes)) return 0
@@ -145,8 +162,7 @@ const samplesOf = (e: HistoryEvent, into: Array<Sample>): number => {
   const deviceId = d.deviceId as number
   const writes = d.writes as ReadonlyArray<unknown>
   const times = Array.isArray(d.timestamps) && d.timestamps.length === writes.length ? (d.timestamps as ReadonlyArray<unknown>) : undefined
-  const account = accountOf(e.streamId)
-  const prefix = seriesPrefix(account, dashId, deviceId)
+  const { account, prefix } = namesOf(devices, e.streamId, dashId, deviceId)
   let n = 0
   for (let i = 0; i < writes.length; i++) {
     const w = writes[i]
@@ -719,13 +735,14 @@ const deleteSeries = (d: Deletion) =>
  */
 const applier = (cut: Cutoffs, options: WriterOptions, arrays: SqlArrays.Arrays) => {
   const writer = new Writer(cut, options, arrays)
+  const devices = new Map<string, DeviceNames>()
   let writes = 0
   const feed = (events: ReadonlyArray<HistoryEvent>): Effect.Effect<void, SqlError, SqlClient> =>
     Effect.gen(function*() {
       let samples: Array<Sample> = []
       for (const e of events) {
         if (e.type === "PinsWritten") {
-          writes += samplesOf(e, samples)
+          writes += samplesOf(e, samples, devices)
           continue
         }
         const deletion = eventTypes.has(e.type) ? deletionOf(e) : undefined

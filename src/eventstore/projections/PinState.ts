@@ -102,6 +102,20 @@ const upsert = (sql: SqlClient, rows: string) =>
     SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${rows}::jsonb) AS t(r)
     ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
 
+/** A pin's small code (type and number), or -1 past the pins `PinStateFold` keeps by code. */
+const pinCode = (write: PinWrite) => {
+  const pin = write[1]
+  return pin >= 0 && pin < 1024 ? pin * 3 + (write[0] === "v" ? 0 : write[0] === "d" ? 1 : 2) : -1
+}
+
+/** A device stream's pins in `PinStateFold`: the entries of its account's keys, by `pinCode`. */
+interface DevicePins {
+  readonly dashId: number
+  readonly deviceId: number
+  readonly keys: Map<string, Kept>
+  readonly byCode: Array<Kept | undefined>
+}
+
 interface Kept {
   /** The value is `values` from `from` on (a write is kept whole, not copied). */
   values: ReadonlyArray<unknown>
@@ -123,16 +137,55 @@ export class PinStateFold {
   readonly #keys = new Map<string, Map<string, Kept>>()
   /** account → the deletions in its stream: key prefix and position. */
   readonly #deletions = new Map<string, Array<{ readonly prefix: string; readonly position: number }>>()
+  /** Device stream → its pins' entries of `#keys` by `pinCode` (the quick way for `PinsWritten`). */
+  readonly #devices = new Map<string, DevicePins>()
 
   /** Takes events of the projection's types (others are ignored), in any order, each once. */
   add(events: ReadonlyArray<{ readonly position: number; readonly streamId: string; readonly type: string; readonly data: unknown }>) {
     for (const e of events) {
+      if (e.type === "PinsWritten" && this.#addWrites(e.streamId, e.data, e.position)) continue
       const prefix = visit(e, (account, key, values, from, index) => this.#put(this.#keysOf(account), key, values, from, e.position, index))
       if (prefix === undefined) continue
       let deletions = this.#deletions.get(e.streamId)
       if (deletions === undefined) this.#deletions.set(e.streamId, (deletions = []))
       deletions.push({ prefix, position: e.position })
     }
+  }
+
+  /**
+   * A `PinsWritten` of a device's usual dashboard and device, its writes all plainly valid, with
+   * pins a small code covers: its keys found by code, without making a key per write (the bulk of
+   * a rebuild's events). False when it is not sure: `visit` decides then.
+   */
+  #addWrites(streamId: string, data: unknown, position: number): boolean {
+    if (typeof data !== "object" || data === null) return false
+    const d = data as { dashId?: unknown; deviceId?: unknown; writes?: unknown }
+    const writes = d.writes
+    if (!Array.isArray(writes) || !Number.isInteger(d.dashId) || !Number.isInteger(d.deviceId)) return false
+    for (let i = 0; i < writes.length; i++) if (!isWrite(writes[i]) || pinCode(writes[i]) < 0) return false
+    let device = this.#devices.get(streamId)
+    if (device === undefined) {
+      const account = accountOf(streamId)
+      device = { dashId: d.dashId as number, deviceId: d.deviceId as number, keys: this.#keysOf(account), byCode: [] }
+      this.#devices.set(streamId, device)
+    }
+    if (device.dashId !== d.dashId || device.deviceId !== d.deviceId) return false
+    for (let i = 0; i < writes.length; i++) {
+      const write = writes[i] as PinWrite
+      const code = pinCode(write)
+      const kept = device.byCode[code]
+      if (kept === undefined) {
+        const key = pinKey(device.dashId, device.deviceId, write[0], write[1])
+        this.#put(device.keys, key, write, 2, position, i)
+        device.byCode[code] = device.keys.get(key)!
+      } else if (position > kept.position || (position === kept.position && i > kept.index)) {
+        kept.values = write
+        kept.from = 2
+        kept.position = position
+        kept.index = i
+      }
+    }
+    return true
   }
 
   #keysOf(account: string) {
@@ -152,21 +205,28 @@ export class PinStateFold {
     }
   }
 
+  /** The table's rows, as `[account, key, values, position]`. */
+  *rows(): Generator<[string, string, ReadonlyArray<unknown>, number]> {
+    for (const [account, keys] of this.#keys) {
+      const deletions = this.#deletions.get(account) ?? []
+      for (const [key, v] of keys) {
+        if (deletions.some((d) => d.position > v.position && key.startsWith(d.prefix))) continue
+        yield [account, key, v.from === 0 ? v.values : v.values.slice(v.from), v.position]
+      }
+    }
+  }
+
   /** Writes what it holds into the (emptied) table. */
   get write(): Effect.Effect<void, SqlError, SqlClient> {
     const self = this
     return Effect.gen(function*() {
       const sql = yield* SqlClient
       let rows: Array<[string, string, ReadonlyArray<unknown>, number]> = []
-      for (const [account, keys] of self.#keys) {
-        const deletions = self.#deletions.get(account) ?? []
-        for (const [key, v] of keys) {
-          if (deletions.some((d) => d.position > v.position && key.startsWith(d.prefix))) continue
-          rows.push([account, key, v.from === 0 ? v.values : v.values.slice(v.from), v.position])
-          if (rows.length === 50_000) {
-            yield* upsert(sql, JSON.stringify(rows))
-            rows = []
-          }
+      for (const row of self.rows()) {
+        rows.push(row)
+        if (rows.length === 50_000) {
+          yield* upsert(sql, JSON.stringify(rows))
+          rows = []
         }
       }
       if (rows.length > 0) yield* upsert(sql, JSON.stringify(rows))
