@@ -44,6 +44,8 @@ export const tables = ["pl_history_series", "pl_history_raw", "pl_history_minute
 /** The event types it reads. */
 export const eventTypes: ReadonlySet<string> = new Set(["PinsWritten", "DeviceDeleted", "DashboardDeleted", "GraphDataDeleted"])
 
+const PINS_WRITTEN = "PinsWritten"
+
 /** How many days each table keeps (0 = for ever); older rows go at the next cleanup. */
 export interface Retention {
   readonly rawDays: number
@@ -54,8 +56,6 @@ export interface Retention {
 
 export const defaultRetention: Retention = { rawDays: 7, minuteDays: 30, hourDays: 365, dayDays: 0 }
 
-const MINUTE = granularityMillis.minute
-const HOUR = granularityMillis.hour
 const DAY = granularityMillis.day
 
 interface Cutoffs {
@@ -335,6 +335,70 @@ class RawRows {
   }
 }
 
+/**
+ * One granularity's rollup groups being gathered. Buckets are counted (`index` × `size` ms is the
+ * bucket's start, as `bucketOf` makes it): a minute's count since 1970 is a small integer, a far
+ * cheaper map key than its time in milliseconds.
+ */
+class Level {
+  readonly size: number
+  /** series → bucket count → group. */
+  readonly groups = new Map<number, Map<number, Group>>()
+  /** By series id: the group its last value went to (one of `groups`'). */
+  recent: Array<Group | undefined> = []
+  /**
+   * Groups a pin's values have moved on from (to another bucket) while the writer is fresh: the
+   * ones `Writer.#spill` writes early. A value that comes for one of them later marks it `written` 2.
+   */
+  left: Array<Group> = []
+  /** Groups written early and changed since, to be written again. */
+  changed: Array<Group> = []
+
+  readonly granularity: Granularity
+  readonly cutoff: number
+
+  constructor(granularity: Granularity, cutoff: number) {
+    this.granularity = granularity
+    this.cutoff = cutoff
+    this.size = granularityMillis[granularity]
+  }
+
+  /** Adds a value to its group (fresh: the writer has no rows stored); 1 if it is kept, 0 if past the retention. */
+  add(series: number, ts: number, num: number, fresh: boolean): number {
+    const index = Math.floor(ts / this.size)
+    const bucket = index * this.size
+    if (bucket < this.cutoff) return 0
+    // A pin's values mostly fall in the bucket of the one before.
+    let group = this.recent[series]
+    if (group === undefined || group.bucket !== bucket) {
+      if (group !== undefined && group.written === 0 && fresh) this.left.push(group)
+      let buckets = this.groups.get(series)
+      if (buckets === undefined) this.groups.set(series, (buckets = new Map()))
+      group = buckets.get(index)
+      if (group === undefined) {
+        group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: fresh ? undefined : [], written: 0 }
+        buckets.set(index, group)
+      }
+      this.recent[series] = group
+    }
+    if (group.written === 1) {
+      group.written = 2
+      this.changed.push(group)
+    }
+    if (group.values === undefined) fold(group, num)
+    else group.values.push(num)
+    return 1
+  }
+
+  /** Everything gathered is written: starts afresh. */
+  clear() {
+    this.groups.clear()
+    this.recent = []
+    this.left = []
+    this.changed = []
+  }
+}
+
 export interface WriterOptions {
   /**
    * The tables were just emptied and this writer alone fills them (a rebuild): a pin or rollup
@@ -371,18 +435,9 @@ class Writer {
   readonly #ids = new Map<string, Map<number, number>>()
   readonly #raw = new RawRows()
   /** Per granularity: series → bucket → group. */
-  readonly #groups: Record<Granularity, Map<number, Map<number, Group>>> = { minute: new Map(), hour: new Map(), day: new Map() }
-  /** Per granularity, by series id: the group its last value went to (one of `#groups`'). */
-  #recent: Record<Granularity, Array<Group | undefined>> = { minute: [], hour: [], day: [] }
+  readonly #levels: ReadonlyArray<Level>
   #values = 0
   #inFlight: Fiber.Fiber<unknown, SqlError> | undefined
-  /**
-   * Groups a pin's values have moved on from (to another bucket) while the writer is fresh: the
-   * ones `#spill` writes early. A value that comes for one of them later marks it `written` 2.
-   */
-  #left: Record<Granularity, Array<Group>> = { minute: [], hour: [], day: [] }
-  /** Groups written early and changed since, to be written again. */
-  #changed: Record<Granularity, Array<Group>> = { minute: [], hour: [], day: [] }
   /** Rows this writer has added to the tables, while `#rowsKnown` (nothing deleted or upserted). */
   #rows = 0
   #rowsKnown = true
@@ -393,6 +448,7 @@ class Writer {
     this.#cut = cut
     this.#options = options
     this.#arrays = arrays
+    this.#levels = granularities.map((g) => new Level(g, cut[g]))
     this.#seriesFresh = options.fresh
     this.#rollupsFresh = options.fresh
   }
@@ -403,53 +459,23 @@ class Writer {
     return Effect.gen(function*() {
       if (samples.length === 0) return
       yield* self.#resolve(samples)
-      const cut = self.#cut
+      const rawCut = self.#cut.raw
       const raw = self.#raw
+      const [minute, hour, day] = self.#levels as [Level, Level, Level]
+      const fresh = self.#rollupsFresh
+      let values = 0
       for (let i = 0; i < samples.length; i++) {
         const s = samples[i]!
         const series = s.series
-        if (s.ts >= cut.raw) raw.add(s)
+        if (s.ts >= rawCut) raw.add(s)
         const num = s.num
         if (num === null) continue
-        self.#group("minute", series, Math.floor(s.ts / MINUTE), MINUTE, cut.minute, num)
-        self.#group("hour", series, Math.floor(s.ts / HOUR), HOUR, cut.hour, num)
-        self.#group("day", series, Math.floor(s.ts / DAY), DAY, cut.day, num)
+        values += minute.add(series, s.ts, num, fresh) + hour.add(series, s.ts, num, fresh) + day.add(series, s.ts, num, fresh)
       }
+      self.#values += values
       if (raw.size >= self.#options.rawBatch) yield* self.#send(Effect.andThen(self.#rawInsert(), self.#spill()))
       if (self.#values >= self.#options.rollupBatch) yield* self.#writeRollups(false)
     })
-  }
-
-  /**
-   * Adds a value to its rollup group. Buckets are counted (`index` × `size` ms is the bucket's
-   * start, as `bucketOf` makes it): a minute's count since 1970 is a small integer, a far cheaper
-   * map key than its time in milliseconds.
-   */
-  #group(g: Granularity, series: number, index: number, size: number, cutoff: number, num: number) {
-    const bucket = index * size
-    if (bucket < cutoff) return
-    // A pin's values mostly fall in the bucket of the one before.
-    const recent = this.#recent[g]
-    let group = recent[series]
-    if (group === undefined || group.bucket !== bucket) {
-      if (group !== undefined && group.written === 0 && this.#rollupsFresh) this.#left[g].push(group)
-      const groups = this.#groups[g]
-      let buckets = groups.get(series)
-      if (buckets === undefined) groups.set(series, (buckets = new Map()))
-      group = buckets.get(index)
-      if (group === undefined) {
-        group = { series, bucket, total: 0, min: Infinity, max: -Infinity, count: 0, values: this.#rollupsFresh ? undefined : [], written: 0 }
-        buckets.set(index, group)
-      }
-      recent[series] = group
-    }
-    if (group.written === 1) {
-      group.written = 2
-      this.#changed[g].push(group)
-    }
-    if (group.values === undefined) fold(group, num)
-    else group.values.push(num)
-    this.#values++
   }
 
   /** How many rows the tables hold if this writer alone filled them and nothing was deleted. */
@@ -577,10 +603,10 @@ class Writer {
   #spill(): Effect.Effect<void, SqlError, SqlClient> {
     if (!this.#rollupsFresh) return Effect.void
     const statements: Array<Effect.Effect<void, SqlError, SqlClient>> = []
-    for (const g of granularities) {
-      const left = this.#left[g]
+    for (const level of this.#levels) {
+      const left = level.left
       if (left.length === 0) continue
-      this.#left[g] = []
+      level.left = []
       const groups: Array<Group> = []
       for (const group of left) {
         if (group.written !== 0) continue
@@ -588,7 +614,7 @@ class Writer {
         groups.push(group)
       }
       if (groups.length === 0) continue
-      statements.push(this.#dropKeys(g), this.#insertGroups(g, groups, false))
+      statements.push(this.#dropKeys(level.granularity), this.#insertGroups(level.granularity, groups, false))
     }
     return Effect.asVoid(Effect.all(statements, { discard: true }))
   }
@@ -659,11 +685,12 @@ class Writer {
       if (self.#values === 0) return
       const sql = yield* SqlClient
       const a = self.#arrays
-      for (const g of granularities) {
+      for (const level of self.#levels) {
+        const g = level.granularity
         const groups: Array<Group> = []
-        for (const buckets of self.#groups[g].values()) for (const group of buckets.values()) if (group.written !== 1) groups.push(group)
-        self.#groups[g].clear()
-        const changed = self.#changed[g]
+        for (const buckets of level.groups.values()) for (const group of buckets.values()) if (group.written !== 1) groups.push(group)
+        const changed = level.changed
+        level.clear()
         if (changed.length > 0) {
           self.#rows -= changed.length
           const table = sql(rollupTables[g])
@@ -694,9 +721,6 @@ class Writer {
       }
       yield* self.#send(self.#restoreKeys())
       self.#values = 0
-      self.#recent = { minute: [], hour: [], day: [] }
-      self.#left = { minute: [], hour: [], day: [] }
-      self.#changed = { minute: [], hour: [], day: [] }
       // Rows now exist that this writer no longer holds: later ones must be read first.
       self.#rollupsFresh = false
     })
@@ -741,7 +765,7 @@ const applier = (cut: Cutoffs, options: WriterOptions, arrays: SqlArrays.Arrays)
     Effect.gen(function*() {
       let samples: Array<Sample> = []
       for (const e of events) {
-        if (e.type === "PinsWritten") {
+        if (e.type === PINS_WRITTEN) {
           writes += samplesOf(e, samples, devices)
           continue
         }
@@ -832,8 +856,9 @@ const quoted = (names: Iterable<string>) => [...names].map((n) => `'${n.replace(
 /** The settled log's events (below `horizon`) of these types, in the subscription's order. */
 const replayQuery = (types: ReadonlySet<string>, horizon: string) => {
   if (!/^[0-9]+$/.test(horizon)) throw new Error(`not a transaction id: ${horizon}`)
-  return `SELECT tx_id::text AS tx_text, position, stream_id, event_type, data, metadata->>'time' AS time,
-    floor(extract(epoch FROM recorded_at) * 1000)::int8 AS recorded_ms
+  // Positions and times as float8 (exact below 2^53): read as numbers, where int8 would be text or bigint.
+  return `SELECT tx_id::text AS tx_text, position::float8 AS position, stream_id, event_type, data, metadata->>'time' AS time,
+    floor(extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_ms
   FROM pl_events
   WHERE tx_id < '${horizon}'::xid8 AND event_type IN (${quoted(types)})
   ORDER BY tx_id, position`
@@ -865,7 +890,8 @@ const toChunk = (rows: ReadonlyArray<ReplayRow>): ReplayChunk => {
     events: rows.map((r): HistoryEvent => ({
       position: Number(r.position),
       streamId: r.stream_id,
-      type: r.event_type,
+      // The one string every reader compares with most, as the constant (compared, and hashed, at once).
+      type: r.event_type === PINS_WRITTEN ? PINS_WRITTEN : r.event_type,
       data: typeof r.data === "string" ? JSON.parse(r.data) : r.data,
       time: writesTime(r.time, Number(r.recorded_ms))
     })),
@@ -984,7 +1010,7 @@ export const rebuild = (
       const types = also === undefined ? eventTypes : new Set([...eventTypes, ...also.types])
       const horizon = yield* readLog(chunk, types, (c) => {
         also?.take(c.events)
-        for (const e of c.events) if (eventTypes.has(e.type)) events++
+        for (const e of c.events) if (e.type === PINS_WRITTEN || eventTypes.has(e.type)) events++
         at = c.last
         return a.feed(c.events)
       })
