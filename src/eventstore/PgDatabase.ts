@@ -1,3 +1,4 @@
+import * as SqlArrays from "./SqlArrays.ts"
 import { Effect, Layer, Queue, Redacted } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import { ConnectionError, SqlError } from "effect/sql/SqlError"
@@ -42,6 +43,8 @@ export const layer = (options: PgDatabaseOptions) => {
       url: Redacted.make(options.url),
       maxConnections: options.maxConnections ?? 10,
       applicationName: "pinledger",
+      // Bulk inserts bind typed-array columns as they are (SqlArrays.column).
+      types: SqlArrays.pgTypes(),
       ...(ssl !== undefined ? { ssl } : {}),
       ...(options.startupParameters ? { startupParameters: options.startupParameters } : {})
     })))

@@ -310,27 +310,19 @@ class RawRows {
     this.#more = this.#more.concat(new Array(n).fill(null))
   }
 
-  take() {
+  /** The rows' columns, bound now (the arrays are filled again after). */
+  take(a: SqlArrays.Arrays) {
     const n = this.size
     this.size = 0
-    const numbers = (from: Float64Array) => {
-      const to = new Array<number>(n)
-      for (let i = 0; i < n; i++) to[i] = from[i]!
-      return to
-    }
-    const num = new Array<number | null>(n)
-    for (let i = 0; i < n; i++) {
-      const v = this.#num[i]!
-      num[i] = Number.isNaN(v) ? null : v
-    }
     return {
-      series: numbers(this.#series),
-      ts: numbers(this.#ts),
-      position: numbers(this.#position),
-      index: numbers(this.#index),
-      num,
-      value: this.#value.slice(0, n),
-      more: this.#more.slice(0, n)
+      n,
+      series: a.column("int4", this.#series, n),
+      ts: a.column("int8", this.#ts, n),
+      position: a.column("int8", this.#position, n),
+      index: a.column("int4", this.#index, n),
+      num: a.column("float8", this.#num, n),
+      value: a.texts(this.#value.slice(0, n)),
+      more: a.texts(this.#more.slice(0, n))
     }
   }
 }
@@ -582,16 +574,15 @@ class Writer {
   /** The insert of the raw rows gathered (taken now, so that more can gather meanwhile). */
   #rawInsert(): Effect.Effect<void, SqlError, SqlClient> {
     if (this.#raw.size === 0) return Effect.void
-    const a = this.#arrays
-    const { series, ts, position, index, value, more, num } = this.#raw.take()
-    this.#rows += series.length
+    const { n, series, ts, position, index, value, more, num } = this.#raw.take(this.#arrays)
+    this.#rows += n
     return Effect.flatMap(SqlClient, (sql) =>
       // unnest in the select list (zipped, the arrays being as long as each other): about twice
       // as fast as unnest in FROM, whose function scan stores every row before the insert reads it.
       sql`INSERT INTO pl_history_raw (series_id, ts, position, write_index, value, more, num)
-        SELECT unnest(${a.numbers(series)}::int[]), unnest(${a.numbers(ts)}::int8[]), unnest(${a.numbers(position)}::int8[]),
-          unnest(${a.numbers(index)}::int[]), unnest(${a.texts(value)}::text[]), unnest(${a.texts(more)}::text[])::jsonb,
-          unnest(${a.numbers(num)}::float8[])`)
+        SELECT unnest(${series}::int[]), unnest(${ts}::int8[]), unnest(${position}::int8[]),
+          unnest(${index}::int[]), unnest(${value}::text[]), unnest(${more}::text[])::jsonb,
+          unnest(${num}::float8[])`)
   }
 
   /**
@@ -655,8 +646,8 @@ class Writer {
     const n = groups.length
     if (upsert) this.#rowsKnown = false
     else this.#rows += n
-    const series = new Array<number>(n), buckets = new Array<number>(n), totals = new Array<number>(n)
-    const mins = new Array<number>(n), maxs = new Array<number>(n), counts = new Array<number>(n)
+    const series = new Float64Array(n), buckets = new Float64Array(n), totals = new Float64Array(n)
+    const mins = new Float64Array(n), maxs = new Float64Array(n), counts = new Float64Array(n)
     for (let i = 0; i < n; i++) {
       const x = groups[i]!
       series[i] = x.series
@@ -668,9 +659,9 @@ class Writer {
     }
     return Effect.flatMap(SqlClient, (sql) =>
       sql`INSERT INTO ${sql(rollupTables[g])} (series_id, bucket, total, min, max, count)
-        SELECT unnest(${a.numbers(series)}::int[]), unnest(${a.numbers(buckets)}::int8[]),
-          unnest(${a.numbers(totals)}::float8[]), unnest(${a.numbers(mins)}::float8[]), unnest(${a.numbers(maxs)}::float8[]),
-          unnest(${a.numbers(counts)}::int[])
+        SELECT unnest(${a.column("int4", series, n)}::int[]), unnest(${a.column("int8", buckets, n)}::int8[]),
+          unnest(${a.column("float8", totals, n)}::float8[]), unnest(${a.column("float8", mins, n)}::float8[]),
+          unnest(${a.column("float8", maxs, n)}::float8[]), unnest(${a.column("int4", counts, n)}::int[])
         ${sql.literal(upsert ? "ON CONFLICT (series_id, bucket) DO UPDATE SET total = EXCLUDED.total, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count" : "")}`)
   }
 
@@ -856,9 +847,16 @@ const quoted = (names: Iterable<string>) => [...names].map((n) => `'${n.replace(
 /** The settled log's events (below `horizon`) of these types, in the subscription's order. */
 const replayQuery = (types: ReadonlySet<string>, horizon: string) => {
   if (!/^[0-9]+$/.test(horizon)) throw new Error(`not a transaction id: ${horizon}`)
-  // Positions and times as float8 (exact below 2^53): read as numbers, where int8 would be text or bigint.
-  return `SELECT tx_id::text AS tx_text, position::float8 AS position, stream_id, event_type, data, metadata->>'time' AS time,
-    floor(extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_ms
+  // What the readers of a PinsWritten look at, taken out of it (no other field printed and parsed);
+  // the other events whole. Positions as float8 (exact below 2^53): read as numbers, where int8
+  // would be text or bigint.
+  return `SELECT position::float8 AS position, stream_id, event_type,
+    CASE WHEN event_type = '${PINS_WRITTEN}' THEN NULL ELSE data END AS data,
+    CASE WHEN event_type = '${PINS_WRITTEN}' THEN data->'writes' END AS writes,
+    CASE WHEN event_type = '${PINS_WRITTEN}' THEN data->'dashId' END AS dash_id,
+    CASE WHEN event_type = '${PINS_WRITTEN}' THEN data->'deviceId' END AS device_id,
+    CASE WHEN event_type = '${PINS_WRITTEN}' THEN data->'timestamps' END AS timestamps,
+    metadata->>'time' AS time, recorded_at
   FROM pl_events
   WHERE tx_id < '${horizon}'::xid8 AND event_type IN (${quoted(types)})
   ORDER BY tx_id, position`
@@ -869,35 +867,47 @@ const horizonQuery = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx
 
 
 interface ReplayRow {
-  readonly tx_text: string
   readonly position: unknown
   readonly stream_id: string
   readonly event_type: string
   readonly data: unknown
+  readonly writes: unknown
+  readonly dash_id: unknown
+  readonly device_id: unknown
+  readonly timestamps: unknown
   readonly time: string | null
-  readonly recorded_ms: unknown
+  readonly recorded_at: Date
 }
 
-interface ReplayChunk {
-  readonly events: ReadonlyArray<HistoryEvent>
-  /** Where the chunk ends: the checkpoint after it. */
-  readonly last: Subscription.Checkpoint
+const json = (value: unknown) => (typeof value === "string" ? JSON.parse(value) : value)
+
+/**
+ * A PinsWritten as its readers see it, from the fields the query took out: its dashboard, device,
+ * writes and their times (`samplesOf`, `PinStateFold`).
+ */
+const pinsWritten = (r: ReplayRow) => {
+  const timestamps = json(r.timestamps)
+  const data: { dashId: unknown; deviceId: unknown; writes: unknown; timestamps?: unknown } = {
+    dashId: json(r.dash_id),
+    deviceId: json(r.device_id),
+    writes: json(r.writes)
+  }
+  if (timestamps !== null && timestamps !== undefined) data.timestamps = timestamps
+  return data
 }
 
-const toChunk = (rows: ReadonlyArray<ReplayRow>): ReplayChunk => {
-  const last = rows[rows.length - 1]!
-  return {
-    events: rows.map((r): HistoryEvent => ({
+const toEvents = (rows: ReadonlyArray<ReplayRow>): ReadonlyArray<HistoryEvent> =>
+  rows.map((r): HistoryEvent => {
+    // The one string every reader compares with most, as the constant (compared, and hashed, at once).
+    const type = r.event_type === PINS_WRITTEN ? PINS_WRITTEN : r.event_type
+    return {
       position: Number(r.position),
       streamId: r.stream_id,
-      // The one string every reader compares with most, as the constant (compared, and hashed, at once).
-      type: r.event_type === PINS_WRITTEN ? PINS_WRITTEN : r.event_type,
-      data: typeof r.data === "string" ? JSON.parse(r.data) : r.data,
-      time: writesTime(r.time, Number(r.recorded_ms))
-    })),
-    last: { txId: BigInt(last.tx_text), position: Number(last.position) }
-  }
-}
+      type,
+      data: type === PINS_WRITTEN ? pinsWritten(r) : json(r.data),
+      time: writesTime(r.time, r.recorded_at.getTime())
+    }
+  })
 
 /**
  * Reads the settled log's events of `types` for a rebuild in chunks of `chunk` events, in order,
@@ -906,7 +916,7 @@ const toChunk = (rows: ReadonlyArray<ReplayRow>): ReplayChunk => {
  * is read while this one is written; on PGlite (one connection), through a cursor in the
  * rebuild's own transaction.
  */
-const readLog = (chunk: number, types: ReadonlySet<string>, use: (c: ReplayChunk) => Effect.Effect<void, SqlError, SqlClient>) =>
+const readLog = (chunk: number, types: ReadonlySet<string>, use: (events: ReadonlyArray<HistoryEvent>) => Effect.Effect<void, SqlError, SqlClient>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     const database = yield* Effect.serviceOption(Database)
@@ -914,27 +924,27 @@ const readLog = (chunk: number, types: ReadonlySet<string>, use: (c: ReplayChunk
       ? yield* sql.reserve.pipe(Effect.timeoutOption("2 seconds"))
       : undefined
     if (aside === undefined || aside._tag === "None") {
-      const horizon = (yield* sql.unsafe<ReplayRow>(horizonQuery))[0]!.tx_text
+      const horizon = (yield* sql.unsafe<{ tx_text: string }>(horizonQuery))[0]!.tx_text
       yield* sql.unsafe(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery(types, horizon)}`)
       for (;;) {
         const rows = yield* sql.unsafe<ReplayRow>(`FETCH ${chunk} FROM pl_history_replay`)
-        if (rows.length > 0) yield* use(toChunk(rows))
+        if (rows.length > 0) yield* use(toEvents(rows))
         if (rows.length < chunk) break
       }
       yield* sql.unsafe("CLOSE pl_history_replay")
       return horizon
     }
     const conn = aside.value
-    const run = (statement: string) => conn.executeUnprepared(statement, [], undefined) as Effect.Effect<ReadonlyArray<ReplayRow>, SqlError>
-    const queue = yield* Queue.bounded<ReplayChunk, SqlError | Cause.Done>(2)
+    const run = <Row>(statement: string) => conn.executeUnprepared(statement, [], undefined) as Effect.Effect<ReadonlyArray<Row>, SqlError>
+    const queue = yield* Queue.bounded<ReadonlyArray<HistoryEvent>, SqlError | Cause.Done>(2)
     let horizon = ""
     const reader = Effect.gen(function*() {
       yield* run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-      horizon = (yield* run(horizonQuery))[0]!.tx_text
+      horizon = (yield* run<{ tx_text: string }>(horizonQuery))[0]!.tx_text
       yield* run(`DECLARE pl_history_replay NO SCROLL CURSOR FOR ${replayQuery(types, horizon)}`)
       for (;;) {
-        const rows = yield* run(`FETCH ${chunk} FROM pl_history_replay`)
-        if (rows.length > 0) yield* Queue.offer(queue, toChunk(rows))
+        const rows = yield* run<ReplayRow>(`FETCH ${chunk} FROM pl_history_replay`)
+        if (rows.length > 0) yield* Queue.offer(queue, toEvents(rows))
         if (rows.length < chunk) break
       }
       yield* run("COMMIT")
@@ -1004,18 +1014,23 @@ export const rebuild = (
         rollupBatch: options.rollupBatch ?? REBUILD_ROLLUP_BATCH,
         pipelined: true
       }, yield* SqlArrays.forDatabase)
-      let at = Subscription.origin
+      let last: number | undefined
       let events = 0
       const also = options.also
       const types = also === undefined ? eventTypes : new Set([...eventTypes, ...also.types])
-      const horizon = yield* readLog(chunk, types, (c) => {
-        also?.take(c.events)
-        for (const e of c.events) if (e.type === PINS_WRITTEN || eventTypes.has(e.type)) events++
-        at = c.last
-        return a.feed(c.events)
+      const horizon = yield* readLog(chunk, types, (read) => {
+        also?.take(read)
+        for (const e of read) if (e.type === PINS_WRITTEN || eventTypes.has(e.type)) events++
+        last = read[read.length - 1]!.position
+        return a.feed(read)
       })
       yield* a.end
       for (const index of indexes) yield* sql.unsafe(index.indexdef)
+      // The checkpoint: the last event read (its transaction looked up once, not read with every event).
+      const at: Subscription.Checkpoint = last === undefined ? Subscription.origin : {
+        txId: BigInt((yield* sql<{ tx_text: string }>`SELECT tx_id::text AS tx_text FROM pl_events WHERE position = ${last}`)[0]!.tx_text),
+        position: last
+      }
       yield* sql`UPDATE pl_checkpoints SET tx_id = ${at.txId.toString()}::xid8, position = ${at.position}, updated_at = now()
         WHERE subscriber = ${name}`
       return { events, writes: a.writes(), horizon, rows: a.rows() }
