@@ -40,6 +40,26 @@ for (const backend of backends) {
         )
       }).pipe(Effect.scoped), 60_000)
 
+    it.live("strings come back as they were, nulls as NULL, whatever their characters (property)", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const context = yield* Layer.build(storage.layer)
+        const text = fc.oneof(fc.string(), fc.string({ unit: "grapheme" }), fc.constantFrom("", "a\"b\\c", "{x,y}", "NULL", "é", "🙂 ok"))
+          .filter((t) => !t.includes("\u0000"))
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(fc.array(fc.option(text, { nil: null }), { maxLength: 30 }), (values) =>
+              Effect.runPromise(Effect.gen(function*() {
+                const sql = yield* SqlClient
+                const a = yield* SqlArrays.forDatabase
+                const rows = yield* sql<{ t: string | null; n: number }>`SELECT t, n FROM unnest(${a.texts(values)}::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n`
+                expect(rows.map((r) => r.t)).toEqual(values)
+              }).pipe(Effect.provideContext(context)))),
+            { numRuns: 60 }
+          )
+        )
+      }).pipe(Effect.scoped), 60_000)
+
     it.effect("a value a column's type cannot hold is refused before anything is sent", () =>
       Effect.gen(function*() {
         const a = SqlArrays.literal
