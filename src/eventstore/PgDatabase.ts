@@ -1,10 +1,10 @@
-import * as SqlArrays from "./SqlArrays.ts"
 import { Effect, Layer, Queue, Redacted } from "effect"
 import { PgClient } from "@effect/sql-pg"
 import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import { readFile } from "node:fs/promises"
 import { Database } from "./Database.ts"
 import * as PgTls from "./PgTls.ts"
+import * as SqlArrays from "./SqlArrays.ts"
 
 export interface PgDatabaseOptions {
   readonly url: string

@@ -333,6 +333,9 @@ class RawRows {
  * cheaper map key than its time in milliseconds.
  */
 class Level {
+  readonly granularity: Granularity
+  /** Buckets starting before it are past the retention. */
+  readonly cutoff: number
   readonly size: number
   /** series → bucket count → group. */
   readonly groups = new Map<number, Map<number, Group>>()
@@ -345,9 +348,6 @@ class Level {
   left: Array<Group> = []
   /** Groups written early and changed since, to be written again. */
   changed: Array<Group> = []
-
-  readonly granularity: Granularity
-  readonly cutoff: number
 
   constructor(granularity: Granularity, cutoff: number) {
     this.granularity = granularity
@@ -426,7 +426,7 @@ class Writer {
   /** Series ids by `Sample.prefix`, then `Sample.code`. */
   readonly #ids = new Map<string, Map<number, number>>()
   readonly #raw = new RawRows()
-  /** Per granularity: series → bucket → group. */
+  /** The rollup groups being gathered, minute, hour and day. */
   readonly #levels: ReadonlyArray<Level>
   #values = 0
   #inFlight: Fiber.Fiber<unknown, SqlError> | undefined
@@ -607,7 +607,7 @@ class Writer {
       if (groups.length === 0) continue
       statements.push(this.#dropKeys(level.granularity), this.#insertGroups(level.granularity, groups, false))
     }
-    return Effect.asVoid(Effect.all(statements, { discard: true }))
+    return Effect.all(statements, { discard: true })
   }
 
   /** Drops a rollup table's primary key (once), keeping its definition for `#restoreKeys`. */
@@ -970,8 +970,10 @@ const readLog = (chunk: number, types: ReadonlySet<string>, use: (events: Readon
  * retention at the time of the rebuild are not written. For `pinledger replay`.
  *
  * Fast because it reads the log once through a cursor (one plan, in (transaction, position)
- * order as the subscription reads it), writes samples in large batches, and builds the raw
- * table's indexes once at the end instead of row by row.
+ * order as the subscription reads it) on a connection of its own, writes samples in large
+ * batches bound as binary arrays, writes the rollup rows a pin has moved on from while it still
+ * reads (the rest at the end), and builds the raw table's index and the rollups' keys once at
+ * the end instead of row by row.
  */
 export const rebuild = (
   options: {

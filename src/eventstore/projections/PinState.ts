@@ -116,6 +116,16 @@ interface DevicePins {
   readonly byCode: Array<Kept | undefined>
 }
 
+/** A key's write, replaced by this one if it is further in the log. */
+const keep = (kept: Kept, values: ReadonlyArray<unknown>, from: number, position: number, index: number) => {
+  if (position > kept.position || (position === kept.position && index > kept.index)) {
+    kept.values = values
+    kept.from = from
+    kept.position = position
+    kept.index = index
+  }
+}
+
 interface Kept {
   /** The value is `values` from `from` on (a write is kept whole, not copied). */
   values: ReadonlyArray<unknown>
@@ -178,12 +188,7 @@ export class PinStateFold {
         const key = pinKey(device.dashId, device.deviceId, write[0], write[1])
         this.#put(device.keys, key, write, 2, position, i)
         device.byCode[code] = device.keys.get(key)!
-      } else if (position > kept.position || (position === kept.position && i > kept.index)) {
-        kept.values = write
-        kept.from = 2
-        kept.position = position
-        kept.index = i
-      }
+      } else keep(kept, write, 2, position, i)
     }
     return true
   }
@@ -197,12 +202,7 @@ export class PinStateFold {
   #put(keys: Map<string, Kept>, key: string, values: ReadonlyArray<unknown>, from: number, position: number, index: number) {
     const kept = keys.get(key)
     if (kept === undefined) keys.set(key, { values, from, position, index })
-    else if (position > kept.position || (position === kept.position && index > kept.index)) {
-      kept.values = values
-      kept.from = from
-      kept.position = position
-      kept.index = index
-    }
+    else keep(kept, values, from, position, index)
   }
 
   /** The table's rows, as `[account, key, values, position]`. */
