@@ -14,7 +14,9 @@ import { Database } from "./Database.ts"
  *
  * `numbers` are bound as float8, exact for integers up to 2^53: the statement casts them to
  * int[] or int8[] where it wants integers, so a value out of a column's range is the database's
- * error, as with a literal.
+ * error, as with a literal. `column` binds a typed array's numbers as the column's own type
+ * (checked here: a value out of range is a RangeError before anything is sent); in binary, packed
+ * in one loop, which the client writes as it is (`pgTypes`, the PostgreSQL client's codecs).
  */
 export interface Arrays {
   readonly numbers: (values: ReadonlyArray<number | null>) => unknown
