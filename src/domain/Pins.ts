@@ -71,6 +71,8 @@ export type DeviceEvent = typeof DeviceEvent.Type
 
 /** The key of a pin's value within an account, in the text form of the legacy `pinsStorage`: `1-0-v10`. */
 export const pinKey = (dashId: number, deviceId: number, pinType: PinType, pin: number) => `${dashId}-${deviceId}-${pinType}${pin}`
+/** A pin of a device as one integer (its number and type), a cheap map key or array index where a key string is too dear. */
+export const pinCode = (pinType: PinType, pin: number) => pin * 4 + (pinType === "v" ? 0 : pinType === "d" ? 1 : 2)
 /** A property's key: `1-0-v10-label`. */
 export const propertyKey = (dashId: number, deviceId: number, pin: number, property: string) =>
   `${dashId}-${deviceId}-v${pin}-${property}`

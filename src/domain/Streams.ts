@@ -12,6 +12,9 @@ export const accountStream = (email: string, appName: string): string =>
 export const deviceStream = (accountStreamId: string, dashId: number, deviceId: number): string =>
   `device-${accountStreamId.slice("user-".length)}-${dashId}-${deviceId}`
 
+/** The account a device stream belongs to: `device-<digest>-<dash>-<device>` → `user-<digest>`. */
+export const accountOfDevice = (deviceStreamId: string): string => `user-${deviceStreamId.slice("device-".length).split("-")[0]}`
+
 /** Security events of an account's shared sessions (domain/Access.ts). */
 export const accessStream = (accountStreamId: string): string => `access-${accountStreamId.slice("user-".length)}`
 

@@ -3,9 +3,7 @@ import { type Granularity, granularityMillis } from "../../domain/Graphs.ts"
 import type { PinType } from "../../domain/Pins.ts"
 import { type AuditQuery, defaultLimit as auditDefaultLimit, maxLimit as auditMaxLimit } from "../../eventstore/Audit.ts"
 import { parseInstant } from "../TimeInput.ts"
-import { parsePin, pinName } from "./LegacyHttp.ts"
-
-export { pinName }
+import { parsePin } from "./LegacyHttp.ts"
 
 /**
  * The owner API's path and query values (OwnerApi.ts declares them as text): each is read here,

@@ -24,7 +24,7 @@ import type { Metadata } from "../../eventstore/Event.ts"
 import * as HistoryQueries from "../../eventstore/HistoryQueries.ts"
 import { executeOnAccount } from "../accounts/AccountOps.ts"
 import { newToken } from "../security/Passwords.ts"
-import { addressOf, MAX_BODY_BYTES, nonEmpty, pinValues } from "./LegacyHttp.ts"
+import { addressOf, MAX_BODY_BYTES, nonEmpty, pinName, pinValues } from "./LegacyHttp.ts"
 import {
   API_PREFIX,
   BadInput,
@@ -36,7 +36,7 @@ import {
   OwnerApi,
   PayloadTooLarge
 } from "./OwnerApi.ts"
-import { type Parsed, parseAudit, parseHistory, parseId, parsePinName, type PinRef, pinName } from "./OwnerParams.ts"
+import { type Parsed, parseAudit, parseHistory, parseId, parsePinName, type PinRef } from "./OwnerParams.ts"
 import * as OwnerSessions from "./OwnerSessions.ts"
 
 /**

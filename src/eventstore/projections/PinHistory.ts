@@ -3,7 +3,8 @@ import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted, GraphDataDeleted } from "../../domain/Account.ts"
 import { granularityMillis, type Granularity } from "../../domain/Graphs.ts"
-import type { PinType } from "../../domain/Pins.ts"
+import { pinCode, type PinType } from "../../domain/Pins.ts"
+import { accountOfDevice } from "../../domain/Streams.ts"
 import { Database } from "../Database.ts"
 import type { RecordedEvent } from "../Event.ts"
 import * as SqlArrays from "../SqlArrays.ts"
@@ -128,11 +129,7 @@ export const numericValue = (text: string): number | null => {
 }
 
 const seriesPrefix = (account: string, dashId: number, deviceId: number) => `${account}|${dashId}|${deviceId}|`
-const pinTypes = ["v", "d", "a"] as const
-const pinCode = (pinType: string, pin: number) => pin * 4 + pinTypes.indexOf(pinType as PinType)
 
-/** `device-<digest>-<dash>-<device>` → `user-<digest>` (domain/Streams.ts). */
-const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
 
 const isPinType = (t: unknown): t is PinType => t === "v" || t === "d" || t === "a"
 
@@ -147,7 +144,7 @@ interface DeviceNames {
 const namesOf = (devices: Map<string, DeviceNames>, streamId: string, dashId: number, deviceId: number): DeviceNames => {
   const known = devices.get(streamId)
   if (known !== undefined && known.dashId === dashId && known.deviceId === deviceId) return known
-  const account = accountOf(streamId)
+  const account = accountOfDevice(streamId)
   const names = { dashId, deviceId, account, prefix: seriesPrefix(account, dashId, deviceId) }
   devices.set(streamId, names)
   return names
@@ -541,7 +538,7 @@ class Writer {
       const remember = (rows: ReadonlyArray<SeriesRow>) => {
         for (const r of rows) {
           const prefix = seriesPrefix(r.account_stream, Number(r.dash_id), Number(r.device_id))
-          const code = pinCode(r.pin_type, Number(r.pin))
+          const code = pinCode(r.pin_type as PinType, Number(r.pin))
           let byPin = ids.get(prefix)
           if (byPin === undefined) ids.set(prefix, (byPin = new Map()))
           byPin.set(code, Number(r.series_id))

@@ -2,7 +2,8 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { DashboardDeleted, DeviceDeleted } from "../../domain/Account.ts"
-import { PinsWritten, type PinWrite, pinKey, PropertySet, propertyKey, propertyValues } from "../../domain/Pins.ts"
+import { pinCode, PinsWritten, type PinWrite, pinKey, PropertySet, propertyKey, propertyValues } from "../../domain/Pins.ts"
+import { accountOfDevice } from "../../domain/Streams.ts"
 import type { InlineEvent, InlineProjection } from "../SqlEventStore.ts"
 import { decoder } from "./Decode.ts"
 
@@ -28,8 +29,6 @@ const decodeProperty = decoder(PropertySet)
 const decodeDeviceDeleted = decoder(DeviceDeleted)
 const decodeDashboardDeleted = decoder(DashboardDeleted)
 
-/** `device-<digest>-<dash>-<device>` → `user-<digest>` (see domain/Streams.ts). */
-const accountOf = (deviceStream: string) => `user-${deviceStream.slice("device-".length).split("-")[0]}`
 
 /**
  * What one event does to the projection: each value it sets goes to `put` (its key, the values
@@ -44,7 +43,7 @@ const visit = (
     case "PinsWritten": {
       const w = pinsWrittenOf(e.data)
       if (w === undefined) return undefined
-      const account = accountOf(e.streamId)
+      const account = accountOfDevice(e.streamId)
       const writes = w.writes
       for (let i = 0; i < writes.length; i++) {
         const write = writes[i]!
@@ -54,7 +53,7 @@ const visit = (
     }
     case "PropertySet": {
       const p = decodeProperty(e.data)
-      if (p !== undefined) put(accountOf(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), 0, 0)
+      if (p !== undefined) put(accountOfDevice(e.streamId), propertyKey(p.dashId, p.deviceId, p.pin, p.property), propertyValues(p), 0, 0)
       return undefined
     }
     case "DeviceDeleted":
@@ -102,11 +101,8 @@ const upsert = (sql: SqlClient, rows: string) =>
     SELECT r->>0, r->>1, r->2, (r->>3)::bigint FROM jsonb_array_elements(${rows}::jsonb) AS t(r)
     ON CONFLICT (account_stream, pin_key) DO UPDATE SET vals = EXCLUDED.vals, position = EXCLUDED.position`
 
-/** A pin's small code (type and number), or -1 past the pins `PinStateFold` keeps by code. */
-const pinCode = (write: PinWrite) => {
-  const pin = write[1]
-  return pin >= 0 && pin < 1024 ? pin * 3 + (write[0] === "v" ? 0 : write[0] === "d" ? 1 : 2) : -1
-}
+/** A write's `pinCode`, or -1 past the pins `PinStateFold` keeps by code. */
+const smallCode = (write: PinWrite) => (write[1] >= 0 && write[1] < 1024 ? pinCode(write[0], write[1]) : -1)
 
 /** A device stream's pins in `PinStateFold`: the entries of its account's keys, by `pinCode`. */
 interface DevicePins {
@@ -172,17 +168,17 @@ export class PinStateFold {
     const d = data as { dashId?: unknown; deviceId?: unknown; writes?: unknown }
     const writes = d.writes
     if (!Array.isArray(writes) || !Number.isInteger(d.dashId) || !Number.isInteger(d.deviceId)) return false
-    for (let i = 0; i < writes.length; i++) if (!isWrite(writes[i]) || pinCode(writes[i]) < 0) return false
+    for (let i = 0; i < writes.length; i++) if (!isWrite(writes[i]) || smallCode(writes[i]) < 0) return false
     let device = this.#devices.get(streamId)
     if (device === undefined) {
-      const account = accountOf(streamId)
+      const account = accountOfDevice(streamId)
       device = { dashId: d.dashId as number, deviceId: d.deviceId as number, keys: this.#keysOf(account), byCode: [] }
       this.#devices.set(streamId, device)
     }
     if (device.dashId !== d.dashId || device.deviceId !== d.deviceId) return false
     for (let i = 0; i < writes.length; i++) {
       const write = writes[i] as PinWrite
-      const code = pinCode(write)
+      const code = smallCode(write)
       const kept = device.byCode[code]
       if (kept === undefined) {
         const key = pinKey(device.dashId, device.deviceId, write[0], write[1])

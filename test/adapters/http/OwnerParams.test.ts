@@ -11,9 +11,9 @@ import {
   parseHistory,
   parseId,
   parsePinName,
-  pinName,
   rollups
 } from "../../../src/adapters/http/OwnerParams.ts"
+import { pinName } from "../../../src/adapters/http/LegacyHttp.ts"
 import { MAX_MILLIS, parseInstant, parseIsoDate } from "../../../src/adapters/TimeInput.ts"
 
 const value = <A>(parsed: Result.Result<A, string>): A => {
