@@ -58,10 +58,12 @@ const shareOpens = (m: Model, token: string) => {
   for (const [dashId, dash] of m.dashes) if (dash.shareToken === token && dash.sharing) return dashId
   return undefined
 }
-const deviceOf = (m: Model, token: string) => {
-  for (const dash of m.dashes.values()) for (const t of dash.devices.values()) if (t === token) return true
-  return false
+/** `dashId-deviceId` of the current device whose token this is. */
+const deviceAt = (m: Model, token: string) => {
+  for (const [dashId, dash] of m.dashes) for (const [deviceId, t] of dash.devices) if (t === token) return `${dashId}-${deviceId}`
+  return undefined
 }
+const deviceOf = (m: Model, token: string) => deviceAt(m, token) !== undefined
 
 const closeSessions = async (m: Model, dashId: number) => {
   const gone = m.sessions.filter((s) => s.dashId === dashId)
@@ -184,9 +186,17 @@ const deviceLoginCmd = (pick: number) =>
     const token = m.deviceTokens[pick % m.deviceTokens.length]!
     const client = await BlynkClient.connect({ port: server.plainPort, framing: "hardware" })
     r.opened.push(client)
-    expect(await client.request(Command.HARDWARE_LOGIN, 1, [token])).toBe(deviceOf(m, token) ? Status.OK : Status.INVALID_TOKEN)
-    // Offline again, so permitted shared writes keep answering DEVICE_NOT_IN_NETWORK.
+    const at = deviceAt(m, token)
+    expect(await client.request(Command.HARDWARE_LOGIN, 1, [token])).toBe(at !== undefined ? Status.OK : Status.INVALID_TOKEN)
+    // Offline again, so permitted shared writes keep answering DEVICE_NOT_IN_NETWORK. Closing our
+    // end is not enough: until the server has seen the close, a shared write is delivered to the
+    // device and (as the protocol says) not answered. Every dash here is active, so the owner's
+    // app hears DEVICE_OFFLINE once the server has the device offline.
+    const from = r.app.received.length
     await client.close()
+    if (at !== undefined) {
+      await r.app.next((f) => f._tag === "Message" && f.command === Command.DEVICE_OFFLINE && f.fields[0] === at, from)
+    }
   }, (m) => m.deviceTokens.length > 0)
 
 /**
