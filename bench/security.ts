@@ -2,6 +2,7 @@
  * `npm run bench:security`: what the security work of issue 4 costs, on the in-process server
  * (the same layers as `src/main.ts`, on a fresh embedded database, free ports of 127.0.0.1):
  *   - app logins over TLS, one new connection each (the salted scrypt check of the password);
+ *   - refused app logins, a wrong password and an e-mail with no account (the same scrypt each);
  *   - share logins over TLS (the permissions projection, then the owner's actor);
  *   - revocation: REFRESH_SHARE_TOKEN with `--shared` (100) shared sessions open on the dashboard,
  *     time until the owner has the new token and until every shared session is closed;
@@ -50,20 +51,28 @@ try {
   if (await owner.request(Command.SHARING, nextId(), ["1", "on"]) !== Status.OK) throw new Error("sharing on failed")
   let shareToken = (await owner.ask(Command.GET_SHARE_TOKEN, nextId(), ["1"])).fields[0]!
 
-  const timedLogins = async (command: number, fields: () => ReadonlyArray<string>) => {
+  const timedLogins = async (command: number, fields: () => ReadonlyArray<string>, expected: number = Status.OK, count = logins) => {
     const samples: Array<number> = []
-    for (let i = 0; i < logins; i++) {
+    for (let i = 0; i < count; i++) {
       const started = performance.now()
       const client = await BlynkClient.connect({ port: server.tlsPort, framing: "app", tls: true })
       const status = await client.request(command, 1, fields())
       samples.push(performance.now() - started)
-      if (status !== Status.OK) throw new Error(`login answered ${status}`)
+      if (status !== expected) throw new Error(`login answered ${status}, not ${expected}`)
       await client.close()
     }
     return summary(samples)
   }
   const app = await timedLogins(Command.LOGIN, () => [email, hash, "Android", "2.27.0", "Blynk"])
   rows.push(["app login (TLS connect + scrypt)", ms(app.perSecond), ms(app.p50), ms(app.p99)])
+  // Refused logins (a tenth as many, under the throttle's limit): an e-mail with no account
+  // costs the same password derivation as a wrong password, so the time does not tell them apart.
+  const few = Math.max(1, Math.floor(logins / 10))
+  const wrong = await timedLogins(Command.LOGIN, () => [email, "x".repeat(44), "Android", "2.27.0", "Blynk"], Status.USER_NOT_AUTHENTICATED, few)
+  const unknown = await timedLogins(Command.LOGIN, () => ["nobody@example.com", hash, "Android", "2.27.0", "Blynk"], Status.USER_NOT_REGISTERED, few)
+  rows.push(["app login refused: wrong password", ms(wrong.perSecond), ms(wrong.p50), ms(wrong.p99)])
+  rows.push(["app login refused: no such account", ms(unknown.perSecond), ms(unknown.p50), ms(unknown.p99)])
+  metrics.push(["security_login_wrong_password_p50_ms", wrong.p50], ["security_login_unknown_account_p50_ms", unknown.p50])
   const share = await timedLogins(Command.SHARE_LOGIN, () => [email, shareToken, "Android", "2.27.0"])
   rows.push(["share login (TLS connect + projection + actor)", ms(share.perSecond), ms(share.p50), ms(share.p99)])
   metrics.push(["security_app_login_p50_ms", app.p50], ["security_share_login_p50_ms", share.p50])

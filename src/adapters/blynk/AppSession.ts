@@ -11,7 +11,6 @@ import {
   type AccountState,
   findDashboard,
   findDevice,
-  isConfirmed,
   type NewDevice,
   normalizeEmail
 } from "../../domain/Account.ts"
@@ -20,9 +19,10 @@ import { isJsonObject, type JsonObject, widgetId } from "../../domain/Widgets.ts
 import type { Metadata } from "../../eventstore/Event.ts"
 import { findClone, findShare } from "../../eventstore/projections/Permissions.ts"
 import { hasEventOfType } from "../../eventstore/Queries.ts"
-import { hashPassword, newToken, verifyPassword } from "../security/Passwords.ts"
+import { hashPassword, newToken } from "../security/Passwords.ts"
 import { mailVerification, newVerification, renewIfExpired, type VerificationSettings } from "../accounts/EmailVerification.ts"
 import { handleResetRequest, parseResetRequest } from "../accounts/PasswordReset.ts"
+import { checkPassword } from "../accounts/PasswordLogin.ts"
 import { Command, commandName } from "./Command.ts"
 import { FloodMeter } from "./FloodMeter.ts"
 import { graphData, parseGraphDelete, parseGraphRequest } from "./GraphData.ts"
@@ -357,27 +357,17 @@ export class AppSession {
     const verification = this.#verification()
     this.#env.run(
       Effect.gen(function*() {
-        const throttle = yield* Throttle
-        // A blocked address is refused before any lookup, right password or not.
-        if (yield* throttle.blocked("login", address)) return "notAllowed" as const
-        const directory = yield* Directory
         const stream = accountStream(email, appName)
-        const actor = yield* directory.actor(stream)
-        const view = yield* ask<UserView>(actor, (reply) => ({ _tag: "Read", reply }))
-        if (view.account === undefined) {
-          if (view.apps === 0 && view.online.size === 0) yield* directory.evict(stream)
-          yield* throttle.fail("login", address, email, metadata)
-          return "notRegistered" as const
+        const checked = yield* checkPassword({ stream, email, clientHash: passHash, address, metadata })
+        switch (checked._tag) {
+          case "Blocked": return "notAllowed" as const
+          case "UnknownAccount": return "notRegistered" as const
+          case "WrongPassword": return "notAuthenticated" as const
+          case "Unconfirmed":
+            yield* renewIfExpired(stream, checked.account, verification, metadata)
+            return "notAllowed" as const
         }
-        if (!(yield* verifyPassword(passHash, view.account.passwordHash))) {
-          yield* throttle.fail("login", address, email, metadata)
-          return "notAuthenticated" as const
-        }
-        // The right password of an account whose address is not confirmed yet: refused, not a failure.
-        if (!isConfirmed(view.account)) {
-          yield* renewIfExpired(stream, view.account, verification, metadata)
-          return "notAllowed" as const
-        }
+        const actor = yield* (yield* Directory).actor(stream)
         const attached = yield* ask<boolean>(actor, (reply) => ({ _tag: "AppAttach", peer, reply }))
         return attached ? { actor, peer } : "notRegistered" as const
       }),

@@ -3,12 +3,13 @@ import { HttpServerRequest } from "effect/http/HttpServerRequest"
 import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto"
 import { Directory } from "../../actors/Directory.ts"
 import { Throttle } from "../../actors/Throttle.ts"
-import { type Account, isConfirmed, normalizeEmail } from "../../domain/Account.ts"
+import { normalizeEmail } from "../../domain/Account.ts"
 import { OwnerLoggedIn } from "../../domain/Access.ts"
 import { accountStream } from "../../domain/Streams.ts"
 import type { Metadata } from "../../eventstore/Event.ts"
 import { readAccount } from "../accounts/AccountOps.ts"
-import { clientPasswordHash, verifyPassword } from "../security/Passwords.ts"
+import { checkPassword } from "../accounts/PasswordLogin.ts"
+import { clientPasswordHash } from "../security/Passwords.ts"
 import { addressOf } from "./LegacyHttp.ts"
 import { Authentication, Caller, type CallerInfo, TooManyFailures, Unauthenticated } from "./OwnerApi.ts"
 
@@ -108,21 +109,27 @@ export const layer = (settings: OwnerSessionSettings): Layer.Layer<OwnerSessions
       /** The password check: a failure counts, a success is recorded in the account's access stream. */
       const check = (input: LoginInput, address: string) =>
         Effect.gen(function*() {
-          if (yield* throttle.blocked("login", address)) return yield* new TooManyFailures({ message: BLOCKED })
           const email = normalizeEmail(input.email)
           const appName = input.appName ?? "Blynk"
           const stream = accountStream(email, appName)
           const session = `api-${randomUUID()}`
           const now = yield* Clock.currentTimeMillis
-          const found: Account | undefined = yield* account(stream)
-          if (found === undefined || !(yield* verifyPassword(clientPasswordHash(email, input.password), found.passwordHash))) {
-            yield* throttle.fail("login", address, email, metadata(email, session, address, now))
-            return yield* new Unauthenticated({ message: WRONG })
+          const checked = yield* checkPassword({
+            stream,
+            email,
+            clientHash: clientPasswordHash(email, input.password),
+            address,
+            metadata: metadata(email, session, address, now)
+          }).pipe(Effect.provideContext(context), Effect.orDie)
+          switch (checked._tag) {
+            case "Blocked": return yield* new TooManyFailures({ message: BLOCKED })
+            // One answer for both, so it does not tell whether the e-mail has an account.
+            case "UnknownAccount":
+            case "WrongPassword": return yield* new Unauthenticated({ message: WRONG })
+            case "Unconfirmed":
+              return yield* new Unauthenticated({ message: "the account's address is not confirmed yet: open the link mailed at registration" })
           }
-          // The right password of an account whose address is not confirmed yet: refused, not a failure (as in the app).
-          if (!isConfirmed(found)) {
-            return yield* new Unauthenticated({ message: "the account's address is not confirmed yet: open the link mailed at registration" })
-          }
+          const found = checked.account
           const actor = yield* directory.actor(stream)
           yield* actor.ref.ask<void, never>((reply) => ({
             _tag: "RecordAccess",

@@ -32,14 +32,23 @@ export const hashPassword = (clientHash: string) =>
     return `scrypt$${N}$${r}$${p}$${salt.toString("base64")}$${key.toString("base64")}`
   }).pipe(Effect.orDie)
 
-/** Compares in constant time; a malformed stored hash never matches. */
-export const verifyPassword = (clientHash: string, stored: string) =>
+/**
+ * Stands in for the stored hash of an account that does not exist: a random key no secret
+ * derives to, at the current cost, so checking against it takes as long as a real check.
+ */
+const nobody = `scrypt$${N}$${r}$${p}$${randomBytes(16).toString("base64")}$${randomBytes(keyLength).toString("base64")}`
+
+/**
+ * Compares in constant time; a malformed stored hash never matches. With no stored hash (no such
+ * account) it derives all the same and answers false, so that case is not told apart by time.
+ */
+export const verifyPassword = (clientHash: string, stored: string | undefined) =>
   Effect.gen(function*() {
-    const [scheme, n, rr, pp, salt, key] = stored.split("$")
+    const [scheme, n, rr, pp, salt, key] = (stored ?? nobody).split("$")
     if (scheme !== "scrypt" || !n || !rr || !pp || !salt || !key) return false
     const expected = Buffer.from(key, "base64")
     const actual = yield* derive(clientHash, Buffer.from(salt, "base64"), Number(n), Number(rr), Number(pp))
-    return actual.length === expected.length && timingSafeEqual(actual, expected)
+    return stored !== undefined && actual.length === expected.length && timingSafeEqual(actual, expected)
   }).pipe(Effect.catch(() => Effect.succeed(false)))
 
 /** A device, share or clone token: 24 random bytes, URL-safe Base64, 32 characters (§4.4). */

@@ -20,6 +20,9 @@ describe("passwords and tokens", () => {
       expect(yield* verifyPassword(client, stored)).toBe(true)
       expect(yield* verifyPassword(clientPasswordHash("alice@example.com", "wrong"), stored)).toBe(false)
       expect(yield* verifyPassword(client, "garbage")).toBe(false)
+      // No stored hash (no such account): never a match, whatever is sent.
+      expect(yield* verifyPassword(client, undefined)).toBe(false)
+      expect(yield* verifyPassword("", undefined)).toBe(false)
     }))
 
   it("makes 32-character URL-safe tokens", () => {
