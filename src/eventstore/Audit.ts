@@ -189,23 +189,23 @@ const isoDate = (d: Date | undefined) => d === undefined || !Number.isNaN(d.getT
 const validate = (q: AuditQuery): AuditQueryInvalid | undefined => {
   const device = q.dashId !== undefined || q.deviceId !== undefined
   if (device && (q.dashId === undefined || q.deviceId === undefined)) {
-    return new AuditQueryInvalid({ reason: "a device is named by both --dash and --device" })
+    return new AuditQueryInvalid({ reason: "a device is named by both dash and device" })
   }
   if (device && q.email === undefined) {
-    return new AuditQueryInvalid({ reason: "device ids are per account: give --email with --dash and --device" })
+    return new AuditQueryInvalid({ reason: "device ids are per account: give the account's email with dash and device" })
   }
-  if (q.email !== undefined && normalizeEmail(q.email) === "") return new AuditQueryInvalid({ reason: "--email is empty" })
+  if (q.email !== undefined && normalizeEmail(q.email) === "") return new AuditQueryInvalid({ reason: "email is empty" })
   if (q.limit !== undefined && (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > maxLimit)) {
-    return new AuditQueryInvalid({ reason: `--limit must be between 1 and ${maxLimit}` })
+    return new AuditQueryInvalid({ reason: `limit must be between 1 and ${maxLimit}` })
   }
   if (q.after !== undefined && (!Number.isInteger(q.after) || q.after < 0)) {
-    return new AuditQueryInvalid({ reason: "--after must be a position (a whole number, 0 or more)" })
+    return new AuditQueryInvalid({ reason: "after must be a position (a whole number, 0 or more)" })
   }
-  if (!isoDate(q.since) || !isoDate(q.until)) return new AuditQueryInvalid({ reason: "--since and --until must be ISO dates" })
+  if (!isoDate(q.since) || !isoDate(q.until)) return new AuditQueryInvalid({ reason: "since and until must be ISO dates" })
   if (q.since !== undefined && q.until !== undefined && q.since.getTime() >= q.until.getTime()) {
-    return new AuditQueryInvalid({ reason: "--since must be before --until" })
+    return new AuditQueryInvalid({ reason: "since must be before until" })
   }
-  if (q.address !== undefined && q.address.trim() === "") return new AuditQueryInvalid({ reason: "--address is empty" })
+  if (q.address !== undefined && q.address.trim() === "") return new AuditQueryInvalid({ reason: "address is empty" })
   return undefined
 }
 

@@ -120,7 +120,12 @@ export interface AuditRequestQuery {
 /** The name of an event type as the log keeps it (eventstore/Event.ts). */
 const EVENT_TYPE = /^[A-Za-z][A-Za-z0-9_.]{0,99}$/
 
-/** An audit query of the caller's account (the account is the caller's, added by the route), from the request's query. */
+/**
+ * An audit query of the caller's account (the account is the caller's, added by the route), from
+ * the request's query: each parameter read as what it is. What holds between them (since before
+ * until, a device named by both ids, an address that is not blank) is Audit.queryAudit's check,
+ * the same for the command line.
+ */
 export const parseAudit = (query: AuditRequestQuery): Parsed<Omit<AuditQuery, "email" | "appName">> =>
   Result.gen(function*() {
     const types = [...new Set((query.type ?? []).flatMap((t) => t.split(",")).map((t) => t.trim()).filter((t) => t !== ""))]
@@ -128,12 +133,7 @@ export const parseAudit = (query: AuditRequestQuery): Parsed<Omit<AuditQuery, "e
     if (badType !== undefined) return yield* Result.fail(`type must be event type names such as ShareRevoked, not ${quoted(badType)}`)
     const since = yield* optionalTime("since", query.since)
     const until = yield* optionalTime("until", query.until)
-    if (since !== undefined && until !== undefined && since >= until) return yield* Result.fail("since must be before until")
     const address = query.address?.trim()
-    if (address === "") return yield* Result.fail("address is empty")
-    if ((query.dash === undefined) !== (query.device === undefined)) {
-      return yield* Result.fail("a device is named by both dash and device")
-    }
     const dashId = query.dash === undefined ? undefined : yield* parseId("dash", query.dash)
     const deviceId = query.device === undefined ? undefined : yield* parseId("device", query.device)
     const limit = yield* parseCount("limit", query.limit, { min: 1, max: auditMaxLimit, fallback: auditDefaultLimit })
@@ -143,7 +143,8 @@ export const parseAudit = (query: AuditRequestQuery): Parsed<Omit<AuditQuery, "e
       ...(since === undefined ? {} : { since: new Date(since) }),
       ...(until === undefined ? {} : { until: new Date(until) }),
       ...(address === undefined ? {} : { address }),
-      ...(dashId === undefined ? {} : { dashId, deviceId }),
+      ...(dashId === undefined ? {} : { dashId }),
+      ...(deviceId === undefined ? {} : { deviceId }),
       limit,
       ...(after === undefined ? {} : { after })
     }

@@ -442,6 +442,8 @@ describe.each(backends.map((b) => [b.name, b] as const))("owner HTTP API (%s)", 
       expect(byDevice.json.entries[1]).toMatchObject({ actor: `api:${email}`, remoteAddress: from })
 
       expectError(await api({ path: "/audit?dash=1", token, from }), 400, "BadInput", /dash and device/)
+      expectError(await api({ path: "/audit?device=0", token, from }), 400, "BadInput", /dash and device/)
+      expectError(await api({ path: "/audit?address=%20", token, from }), 400, "BadInput", /address is empty/)
       expectError(await api({ path: "/audit?limit=5000", token, from }), 400, "BadInput", /limit must be a whole number from 1 to 1000/)
       expectError(await api({ path: "/audit?since=2026-13-45", token, from }), 400, "BadInput", /since/)
       expectError(await api({ path: "/audit?type=Drop%20Table", token, from }), 400, "BadInput", /type/)
