@@ -208,8 +208,22 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       }
     }
 
-    const record = (event: AccessEvent, by: AppPeer | undefined) =>
-      deviceLog.push(accessStream(stream), { _tag: "Event", event, by: by ?? nobody, at: Date.now(), actor: by?.shared ? "app:shared" : "app" })
+    /**
+     * Records a security event: by an app session, or else by the writer of the commit that
+     * caused it (the owner API's `api:<email>` with its session and address, the CLI), else the
+     * server itself.
+     */
+    const record = (event: AccessEvent, by: AppPeer | undefined, writer?: Metadata) =>
+      deviceLog.push(accessStream(stream), {
+        _tag: "Event",
+        event,
+        at: Date.now(),
+        ...(by !== undefined
+          ? { by, actor: by.shared ? "app:shared" : "app" }
+          : writer !== undefined
+          ? { by: { session: writer.session ?? nobody.session, remote: writer.remoteAddress ?? nobody.remote }, actor: writer.actor ?? "app" }
+          : { by: nobody, actor: "app" })
+      })
 
     /** Answers NOT_ALLOWED to a shared app and records the refusal. */
     const refuse = (peer: AppPeer, id: number, command: string) => {
@@ -218,7 +232,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
     }
 
     /** Closes the shared sessions of a dashboard (its token revoked, or the dashboard gone). */
-    const closeShared = (dashId: number, reason: string, by: AppPeer | undefined, id: number | undefined) => {
+    const closeShared = (dashId: number, reason: string, by: AppPeer | undefined, id: number | undefined, writer: Metadata | undefined) => {
       let closed = 0
       for (const app of [...apps]) {
         if (app.shared?.dashId !== dashId) continue
@@ -227,7 +241,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
         app.send({ _tag: "Close", reason })
         closed++
       }
-      if (closed > 0) record(new SharedSessionsClosed({ dashId, sessions: closed, reason }), by)
+      if (closed > 0) record(new SharedSessionsClosed({ dashId, sessions: closed, reason }), by, writer)
     }
     const socketsOf = (dashId: number, deviceId: number) => devices.get(deviceKey(dashId, deviceId))
     /** What the `logEvent` limits remember per device stream (its count of today's events is read from the log at first use). */
@@ -327,7 +341,15 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       })
 
     /** What follows a committed command: sessions told, sockets of removed devices closed. */
-    const afterCommit = (before: UserState, after: UserState, events: ReadonlyArray<AccountEvent>, peer: AppPeer | undefined, id: number) => {
+    /** What follows a commit; `writer` is the commit's metadata when no app session made it (the owner API, the CLI). */
+    const afterCommit = (
+      before: UserState,
+      after: UserState,
+      events: ReadonlyArray<AccountEvent>,
+      peer: AppPeer | undefined,
+      id: number,
+      writer?: Metadata
+    ) => {
       for (const event of events) {
         switch (event._tag) {
           case "DashboardActivated": {
@@ -358,7 +380,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
           case "ShareRevoked":
             // protocol.md §4.2: every shared session of the dashboard gets NOT_ALLOWED (the
             // refresh's id) and is closed; the old token opens nothing from this commit on.
-            closeShared(event.dashId, "share token refreshed", peer, id)
+            closeShared(event.dashId, "share token refreshed", peer, id, writer)
             break
           case "DeviceTokenRefreshed":
             for (const s of socketsOf(event.dashId, event.deviceId) ?? []) s.send({ _tag: "Close", reason: "token refreshed" })
@@ -369,7 +391,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
             break
           case "DashboardDeleted":
             dropPins(after.pins, `${event.dashId}-`)
-            closeShared(event.dashId, "dashboard deleted", peer, undefined)
+            closeShared(event.dashId, "dashboard deleted", peer, undefined, writer)
             for (const device of findDashboard(before.account, event.dashId)?.devices ?? []) {
               for (const s of socketsOf(event.dashId, device.id) ?? []) s.send({ _tag: "Close", reason: "dashboard deleted" })
             }
@@ -688,7 +710,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
                 if (answer !== null) peer.send(answer ?? { _tag: "Status", id: message.id, status: "ok" })
               }
             }
-            afterCommit(state, next, result.events, peer, message.id)
+            afterCommit(state, next, result.events, peer, message.id, message.metadata)
             if (activated !== undefined) {
               for (const app of apps) {
                 if (app.shared === undefined || app.shared.dashId === activated.dashId) syncTo(app, next, activated.dashId, undefined)

@@ -409,6 +409,14 @@ describe.each(backends.map((b) => [b.name, b] as const))("owner HTTP API (%s)", 
       expect(audit.json.entries).toHaveLength(1)
       expect(audit.json.entries[0]).toMatchObject({ type: "ShareRevoked", actor: `api:${email}`, remoteAddress: from, data: { dashId: 1 } })
       expect(audit.json.next).toBeNull()
+      // The closing of the shared session is the caller's doing too (recorded after the commit,
+      // in the account's access stream: looked for until it is there, boundedly).
+      let closedBy: Array<unknown> = []
+      for (let attempt = 0; attempt < 300 && closedBy.length === 0; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+        closedBy = (await api({ path: "/audit?type=SharedSessionsClosed", token, from })).json.entries
+      }
+      expect(closedBy).toMatchObject([{ actor: `api:${email}`, remoteAddress: from, data: { dashId: 1, sessions: 1 } }])
       // Secrets are masked as the CLI shows them.
       const granted = await api({ path: "/audit?type=ShareGranted", token, from })
       expect(granted.json.entries.map((e: { data: { token: string } }) => e.data.token)).toEqual(["***", "***"])
