@@ -16,6 +16,7 @@ import { backends } from "../../support/backends.ts"
 import { Command, isMessage } from "../../support/BlynkClient.ts"
 import { connectDevice, createDash, createDevice, newAccount, nextId } from "../../support/blynkFixtures.ts"
 import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { clearOfBoundary, DAY_MS } from "../../support/clockBoundary.ts"
 import { call, callJson, type HttpAnswer } from "../../support/httpClient.ts"
 
 /** The day's limit and the interval per code the test servers apply to `logEvent` (an hour: never met by chance). */
@@ -380,6 +381,8 @@ for (const backend of backends) {
       })
 
       it("no code, a description over 300 characters: 400; the same code again within the interval, or past the day's limit: 429; a refusal is not logged and not counted", async () => {
+        // The limit is per UTC day: the whole test in one day (the count starts over at midnight).
+        await clearOfBoundary(DAY_MS, 30_000)
         const { app, token, account, stream } = await setup()
         expectError(await get(`/external/api/logEvent?token=${token}`), 400, "Event code is not provided.")
         expectError(await get(`/external/api/logEvent?token=${token}&code=`), 400, "Event code is not provided.")
