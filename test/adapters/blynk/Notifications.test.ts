@@ -5,6 +5,7 @@ import type { RecordedEvent } from "../../../src/eventstore/Event.ts"
 import { awaitStream, readStream } from "../../support/awaitLog.ts"
 import { connectDevice, createDash, createDevice, newAccount, nextId } from "../../support/blynkFixtures.ts"
 import { openStorage, type RunningServer, startBlynkServer } from "../../support/blynkServer.ts"
+import { clearOfBoundary, DAY_MS } from "../../support/clockBoundary.ts"
 
 let server: RunningServer
 let release: () => Promise<void>
@@ -115,6 +116,8 @@ describe("notifications from devices (protocol.md §2.1 rows 12-14 and 18, §6.2
   })
 
   it("at most PINLEDGER_EMAILS_PER_DAY e-mails per account a day, across connections", async () => {
+    // The count is per UTC day: the whole test in one day.
+    await clearOfBoundary(DAY_MS, 30_000)
     const { token, outbox, close } = await setup([mailWidget])
     const statuses: Array<number> = []
     for (let i = 0; i < 3; i++) {
@@ -129,6 +132,7 @@ describe("notifications from devices (protocol.md §2.1 rows 12-14 and 18, §6.2
   })
 
   it("the day's e-mail count is read back from the log after a restart", async () => {
+    await clearOfBoundary(DAY_MS, 30_000)
     const opened = await openStorage()
     const actors = { notifications: { emailsPerDay: 2 } }
     let restarted = await startBlynkServer(opened.storage, { notifyIntervalSeconds: 0 }, undefined, actors)

@@ -145,9 +145,11 @@ describe("password reset (RESET_PASSWORD 81)", () => {
   it("a token expires after PINLEDGER_RESET_TOKEN_MINUTES (the clock moved, not waited for)", async () => {
     const client = await app()
     const { email, hash, token } = await accountWithReset(client)
-    time.advance(60 * 60_000 - 1_000)
+    // Ten seconds short of the hour: room for the real time since the token was made (its mail
+    // went through SMTP) on a loaded machine.
+    time.advance(60 * 60_000 - 10_000)
     expect(await reset(client, ["verify", token])).toBe(Status.OK)
-    time.advance(1_000)
+    time.advance(10_000)
     expect(await reset(client, ["verify", token])).toBe(Status.NOT_ALLOWED)
     expect(await reset(client, ["reset", token, clientPasswordHash(email, "too late")])).toBe(Status.NOT_ALLOWED)
     expect(await login(client, email, hash)).toBe(Status.OK)
