@@ -3,6 +3,7 @@ import { AccessEvent } from "../domain/Access.ts"
 import { DeviceEvent, type PinWrite, type Source } from "../domain/Pins.ts"
 import type { Metadata, NewEvent } from "../eventstore/Event.ts"
 import * as EventCodec from "../eventstore/EventCodec.ts"
+import { InvalidEvent } from "../eventstore/Errors.ts"
 import { EventStore } from "../eventstore/EventStore.ts"
 
 const eventCodec = EventCodec.make(Schema.Union([DeviceEvent, AccessEvent]))
@@ -29,6 +30,8 @@ export type Entry =
     readonly actor?: string
     /** Called once committed (see `awaited`). */
     readonly committed?: () => void
+    /** Called instead when the store refuses this entry for good (it is dropped; see DeviceLog). */
+    readonly refused?: () => void
   }
   /**
    * Something a device connection did besides writing pins (connect, disconnect, a property),
@@ -42,6 +45,8 @@ export type Entry =
     readonly actor?: string
     /** Called once committed (see `awaited`). */
     readonly committed?: () => void
+    /** Called instead when the store refuses this entry for good (it is dropped; see DeviceLog). */
+    readonly refused?: () => void
   }
 
 /**
@@ -76,17 +81,33 @@ export type Runner = (effect: Effect.Effect<unknown, unknown, EventStore>, done:
 interface StreamQueue {
   pending: Array<Entry>
   inFlight: boolean
+  /** After a batch was refused for good: how many more entries go one per append, to find the one refused. */
+  isolating: number
 }
 
 /** Most writes in one event; a longer run is split. */
 const MAX_WRITES = 1000
 
 /**
+ * Most characters of values in one event; a run that would hold more is split. Even if every
+ * character were escaped six-fold in JSON this stays under the store's 1 MB per event, so writes
+ * the store takes one by one are never refused for having been put together.
+ */
+export const MAX_RUN_CHARS = 128 * 1024
+
+/** Whether an append failed for good: the store refused the data (InvalidEvent), not the database being away. */
+const refusedForGood = (cause: Cause.Cause<unknown>) =>
+  cause.reasons.some((r) => r._tag === "Fail" && r.error instanceof InvalidEvent)
+
+/**
  * Appends what devices do to their streams without making anyone wait: at most one append per
  * stream is in flight, and what arrives meanwhile goes into the next one, consecutive writes as
  * one `PinsWritten`. So at low load every write is its own event, committed within the group
  * commit's window, and under load the events grow instead of the queue. Order per stream is
- * kept; an append the store refuses for a passing reason is retried, nothing is dropped.
+ * kept; an append the store refuses for a passing reason is retried, nothing is dropped. An append
+ * the store refuses for good (InvalidEvent: data it can never take) is tried again an entry at a
+ * time, so that only the entry at fault is dropped, with an error in the log and its `refused`
+ * called; a stream never stays stuck behind it.
  */
 export class DeviceLog {
   readonly #streams = new Map<string, StreamQueue>()
@@ -115,7 +136,7 @@ export class DeviceLog {
     if (entries.length === 0) return
     let queue = this.#streams.get(stream)
     if (queue === undefined) {
-      queue = { pending: [], inFlight: false }
+      queue = { pending: [], inFlight: false, isolating: 0 }
       this.#streams.set(stream, queue)
     }
     queue.pending.push(...entries)
@@ -129,19 +150,32 @@ export class DeviceLog {
   })
 
   #flush(stream: string, queue: StreamQueue) {
-    const take = batchLength(queue.pending)
+    const take = queue.isolating > 0 ? 1 : batchLength(queue.pending)
     const entries = take === queue.pending.length ? queue.pending : queue.pending.slice(0, take)
     queue.pending = take === queue.pending.length ? [] : queue.pending.slice(take)
     queue.inFlight = true
     const started = Date.now()
     this.#run(append(stream, entries), (exit) => {
       if (Exit.isFailure(exit)) {
-        queue.pending = [...entries, ...queue.pending]
-        Effect.runFork(Effect.logError(`device log: append to ${stream} failed, retrying`, Cause.pretty(exit.cause)))
-        setTimeout(() => this.#flush(stream, queue), this.#retryMillis)
-        return
+        if (!refusedForGood(exit.cause)) {
+          queue.pending = [...entries, ...queue.pending]
+          Effect.runFork(Effect.logError(`device log: append to ${stream} failed, retrying`, Cause.pretty(exit.cause)))
+          setTimeout(() => this.#flush(stream, queue), this.#retryMillis)
+          return
+        }
+        if (entries.length > 1) {
+          // Which of them? One at a time from here on.
+          queue.pending = [...entries, ...queue.pending]
+          queue.isolating = entries.length
+          return this.#flush(stream, queue)
+        }
+        const [entry] = entries
+        Effect.runFork(Effect.logError(`device log: ${describe(entry!)} refused for good by the store and dropped (${stream})`, Cause.pretty(exit.cause)))
+        entry!.refused?.()
+      } else {
+        for (const entry of entries) entry.committed?.()
       }
-      for (const entry of entries) entry.committed?.()
+      if (queue.isolating > 0) queue.isolating--
       if (queue.pending.length > 0) {
         const wait = started + this.#intervalMillis - Date.now()
         if (wait <= 0) return this.#flush(stream, queue)
@@ -157,6 +191,12 @@ export class DeviceLog {
     })
   }
 }
+
+/** An entry as the log line about it names it (the value's start only). */
+const describe = (entry: Entry) =>
+  entry._tag === "Event"
+    ? `${entry.event._tag} from ${entry.by.remote}`
+    : `write ${entry.write[0]}${entry.write[1]} (${(entry.write.slice(2) as Array<string>).reduce((n, v) => n + v.length, 0)} characters) from ${entry.by.remote}`
 
 /** Consecutive writes of one device and source; `timestamps` only when each write came with its own time. */
 interface Run {
@@ -190,6 +230,7 @@ const append = (stream: string, entries: ReadonlyArray<Entry>) =>
 const toEvents = (entries: ReadonlyArray<Entry>): Array<DeviceEvent | AccessEvent | NewEvent> => {
   const events: Array<DeviceEvent | AccessEvent | NewEvent> = []
   let run: Run | undefined
+  let chars = 0
   const close = () => {
     if (run) events.push(pinsWritten(run))
     run = undefined
@@ -200,14 +241,18 @@ const toEvents = (entries: ReadonlyArray<Entry>): Array<DeviceEvent | AccessEven
       events.push(entry.event)
       continue
     }
+    let size = 0
+    for (let i = 2; i < entry.write.length; i++) size += (entry.write[i] as string).length
     if (
       run === undefined || run.dashId !== entry.dashId || run.deviceId !== entry.deviceId || run.source !== entry.source ||
-      run.writes.length >= MAX_WRITES || (entry.timestamp === undefined) !== (run.timestamps === undefined)
+      run.writes.length >= MAX_WRITES || chars + size > MAX_RUN_CHARS || (entry.timestamp === undefined) !== (run.timestamps === undefined)
     ) {
       close()
       run = { dashId: entry.dashId, deviceId: entry.deviceId, source: entry.source, writes: [] }
+      chars = 0
       if (entry.timestamp !== undefined) run.timestamps = []
     }
+    chars += size
     run.writes.push(entry.write)
     if (entry.timestamp !== undefined) run.timestamps?.push(entry.timestamp)
   }

@@ -72,14 +72,18 @@ export interface HttpLogEvent {
 
 export type HttpMessage = HttpWrite | HttpProperty | HttpLogEvent
 
+/** The answer's text for `notStored`, in every HTTP API. */
+export const NOT_STORED = "The server could not store this (its log says why)."
+
 /**
  * `committed`; or why nothing was written: the device is gone (its token no longer opens it), the
- * project is not active, no widget is on the pin, or the property's value does not fit it.
+ * project is not active, no widget is on the pin, or the property's value does not fit it; or
+ * `notStored`: the store refused it for good (DeviceLog dropped it and logged why), a server fault.
  */
-export type HttpWriteOutcome = "committed" | "noDevice" | "notActive" | "noWidget" | "badValue"
+export type HttpWriteOutcome = "committed" | "noDevice" | "notActive" | "noWidget" | "badValue" | "notStored"
 
-/** `committed`, or why the event was refused (LoggedEvents.ts), or the device is gone. */
-export type HttpEventOutcome = "committed" | "noDevice" | Exclude<LogEventDecision["_tag"], "Accepted">
+/** `committed`, or why the event was refused (LoggedEvents.ts), or the device is gone, or `notStored` (above). */
+export type HttpEventOutcome = "committed" | "noDevice" | "notStored" | Exclude<LogEventDecision["_tag"], "Accepted">
 
 /** What of the user actor the HTTP messages use: the account's device log and live connections. */
 export interface HttpWriteContext {
@@ -132,7 +136,8 @@ export const handle = (account: AccountState, pins: PinValues, message: HttpMess
         by,
         at,
         actor: "http",
-        committed: () => settle(message.reply, "committed")
+        committed: () => settle(message.reply, "committed"),
+        refused: () => settle(message.reply, "notStored")
       })
       return
     }
@@ -153,7 +158,8 @@ export const handle = (account: AccountState, pins: PinValues, message: HttpMess
         by,
         at,
         actor: "http",
-        committed: i === last ? () => settle(message.reply, "committed") : ignore
+        committed: i === last ? () => settle(message.reply, "committed") : ignore,
+        refused: () => settle(message.reply, "notStored")
       })))
       for (const { property, values } of message.properties) {
         pins.set(propertyKey(dashId, deviceId, pin, property), values)
@@ -176,7 +182,8 @@ export const handle = (account: AccountState, pins: PinValues, message: HttpMess
         at,
         ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
         ...(message.actor === undefined ? {} : { actor: message.actor }),
-        committed: i === last ? () => settle(message.reply, "committed") : ignore
+        committed: i === last ? () => settle(message.reply, "committed") : ignore,
+        refused: () => settle(message.reply, "notStored")
       })))
       // Each pin's last write is its value now, and what the device and the apps hear.
       const current = new Map<string, PinValuesWrite>()

@@ -4,7 +4,7 @@ import type { HttpServerRequest } from "effect/http/HttpServerRequest"
 import { randomBytes } from "node:crypto"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type { Directory } from "../../actors/Directory.ts"
-import type { HttpEventOutcome, HttpWriteOutcome } from "../../actors/HttpWrites.ts"
+import { type HttpEventOutcome, type HttpWriteOutcome, NOT_STORED } from "../../actors/HttpWrites.ts"
 import type { Throttle } from "../../actors/Throttle.ts"
 import type { EventLimits } from "../../domain/LoggedEvents.ts"
 import { MAX_DESCRIPTION } from "../../domain/LoggedEvents.ts"
@@ -83,6 +83,8 @@ const writeOutcome = (outcome: HttpWriteOutcome) => {
     case "notActive":
     case "noWidget":
       return refuse(WRONG_PIN)
+    case "notStored":
+      return refuse(NOT_STORED, 500)
   }
 }
 
@@ -199,6 +201,8 @@ const logEvent = (settings: ExternalApiSettings): Handler => (request, query) =>
         return yield* refuse(`Too many events with this code: at most one per ${settings.events.codeIntervalMs} ms.`, 429)
       case "DayLimit":
         return yield* refuse(`Event limit reached: at most ${settings.events.perDay} events per device per day.`, 429)
+      case "notStored":
+        return yield* refuse(NOT_STORED, 500)
     }
   })
 

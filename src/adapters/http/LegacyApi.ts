@@ -3,7 +3,7 @@ import { HttpEffect, HttpRouter, HttpServerResponse } from "effect/http"
 import type { HttpServerRequest } from "effect/http/HttpServerRequest"
 import * as QRCode from "qrcode"
 import type { Writer } from "../../actors/DeviceLog.ts"
-import type { HttpWriteOutcome, PinValuesWrite } from "../../actors/HttpWrites.ts"
+import { type HttpWriteOutcome, NOT_STORED, type PinValuesWrite } from "../../actors/HttpWrites.ts"
 import type { DevicePeer, Status } from "../../actors/Peer.ts"
 import { AccountRejected } from "../../domain/Account.ts"
 import { hasPushToken, type NotificationKind, widgetOf } from "../../domain/Notifications.ts"
@@ -90,6 +90,7 @@ const write = (device: TokenDevice, request: HttpServerRequest, pin: { pinType: 
   Effect.gen(function*() {
     const outcome = yield* writePins(device, writerOf(request), nonEmpty(writes.map((w): PinValuesWrite => ({ ...pin, ...w }))))
     if (outcome === "noDevice") return yield* badRequest(INVALID_TOKEN)
+    if (outcome === "notStored") return yield* serverError(NOT_STORED)
     return ok()
   })
 
@@ -181,6 +182,8 @@ const getUpdate = handler("GET update", (request, params) =>
         return yield* badRequest("No widget for SetWidgetProperty command.")
       case "badValue":
         return yield* badRequest("Error setting widget property.")
+      case "notStored":
+        return yield* serverError(NOT_STORED)
     }
   }))
 

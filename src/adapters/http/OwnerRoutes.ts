@@ -6,7 +6,7 @@ import { MaxBodySize } from "effect/http/HttpIncomingMessage"
 import { isHttpServerError } from "effect/http/HttpServerError"
 import * as SchemaIssue from "effect/SchemaIssue"
 import { Directory } from "../../actors/Directory.ts"
-import type { HttpWriteOutcome, PinValuesWrite } from "../../actors/HttpWrites.ts"
+import { type HttpWriteOutcome, NOT_STORED, type PinValuesWrite } from "../../actors/HttpWrites.ts"
 import type { UserView } from "../../actors/UserActor.ts"
 import {
   type AccountCommand,
@@ -182,6 +182,8 @@ const writePins = (caller: CallerInfo, dashId: number, deviceId: number, writes:
       actor: `api:${caller.email}`,
       reply
     })).pipe(Effect.orDie)
+    // The server's fault (a 500, logged where the store refused it).
+    if (outcome === "notStored") return yield* Effect.die(new Error(NOT_STORED))
     // Deleted between the look-up and the write.
     if (outcome !== "committed") return yield* new NotFound({ message: `no device ${deviceId} in dashboard ${dashId}` })
   })
