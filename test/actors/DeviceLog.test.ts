@@ -19,34 +19,16 @@ const writeOf = (value: string): Entry => ({
 
 const write = (n: number): Entry => writeOf(String(n))
 
-/** Pushes 1 and 2, then 3-5 right after the first append completes; returns the writes per event. */
-const scenario = (intervalMillis: number) =>
-  Effect.scoped(Effect.gen(function*() {
-    const storage = yield* backends[0]!.storage
-    const context = yield* Layer.build(storeLayer(storage))
-    const run = Effect.runCallbackWith(context)
-    let appends = 0
-    const log: DeviceLog = new DeviceLog((effect, done) => {
-      const n = ++appends
-      run(effect, {
-        onExit: (exit) => {
-          done(exit)
-          if (n === 1) for (const k of [3, 4, 5]) log.push("device-x-1-0", write(k))
-        }
-      })
-    }, { intervalMillis })
-    log.push("device-x-1-0", write(1))
-    log.push("device-x-1-0", write(2))
-    yield* log.idle
-    const events = yield* codec.readStream("device-x-1-0").pipe(Stream.runCollect, Effect.provideContext(context))
-    return Array.from(events, ({ event }) => (event._tag === "PinsWritten" ? event.writes.map((w) => w[2]) : []))
-  }))
-
 /**
- * Pushes `first`, then `rest` while the first append is in flight (so they go in one append if
- * they can); returns the stream's events once the log is idle.
+ * Pushes `first`, then `later` right after the first append completes (so `later` go in one
+ * append if they can); returns the stream's events once the log is idle. `first` holds two
+ * entries or more, so the log is still busy (not idle) when `later` come.
  */
-const pushedWhileBusy = (first: Entry, rest: ReadonlyArray<Entry>) =>
+const appended = (
+  first: ReadonlyArray<Entry>,
+  later: ReadonlyArray<Entry>,
+  options: { readonly intervalMillis?: number; readonly retryMillis?: number } = {}
+) =>
   Effect.scoped(Effect.gen(function*() {
     const storage = yield* backends[0]!.storage
     const context = yield* Layer.build(storeLayer(storage))
@@ -56,16 +38,22 @@ const pushedWhileBusy = (first: Entry, rest: ReadonlyArray<Entry>) =>
       const n = ++appends
       run(effect, {
         onExit: (exit) => {
-          if (n === 1) log.pushAll("device-x-1-0", rest)
           done(exit)
+          if (n === 1) log.pushAll("device-x-1-0", later)
         }
       })
-    }, { retryMillis: 60_000 })
-    log.push("device-x-1-0", first)
+    }, options)
+    for (const entry of first) log.push("device-x-1-0", entry)
     yield* log.idle
     const events = yield* codec.readStream("device-x-1-0").pipe(Stream.runCollect, Effect.provideContext(context))
     return Array.from(events, ({ event }) => event)
   }))
+
+const valuesOf = (event: DeviceEvent) => (event._tag === "PinsWritten" ? event.writes.map((w) => w[2]) : [])
+
+/** Pushes 1 and 2, then 3-5 right after the first append completes; returns the writes per event. */
+const scenario = (intervalMillis: number) =>
+  Effect.map(appended([write(1), write(2)], [write(3), write(4), write(5)], { intervalMillis }), (events) => events.map(valuesOf))
 
 describe("device log", () => {
   it.live("appends at once when idle, and coalesces what arrives while an append is in flight", () =>
@@ -82,9 +70,8 @@ describe("device log", () => {
     Effect.gen(function*() {
       // 300 writes of 8,000 characters: 2.4 MB in one event, over the store's 1 MB per event.
       const values = Array.from({ length: 300 }, (_, i) => String(i % 10).repeat(8_000))
-      const events = yield* pushedWhileBusy(writeOf("first"), values.map(writeOf))
-      const runs = events.map((e) => (e._tag === "PinsWritten" ? e.writes.map((w) => w[2]) : []))
-      expect(runs.flat()).toEqual(["first", ...values])
+      const runs = (yield* appended([writeOf("first"), writeOf("second")], values.map(writeOf), { retryMillis: 60_000 })).map(valuesOf)
+      expect(runs.flat()).toEqual(["first", "second", ...values])
       expect(runs.length).toBeGreaterThan(2)
       for (const run of runs) expect(run.reduce((n, v) => n + v.length, 0)).toBeLessThanOrEqual(MAX_RUN_CHARS)
     }))
@@ -101,8 +88,8 @@ describe("device log", () => {
         // Not awaited (no `committed`), so it goes in one append with the writes around it.
         refused: () => calls.push("refused")
       }
-      const events = yield* pushedWhileBusy(writeOf("1"), [writeOf("2"), poison, writeOf("3"), writeOf("4")])
-      expect(events.map((e) => (e._tag === "PinsWritten" ? e.writes.map((w) => w[2]).join(",") : e._tag))).toEqual(["1", "2", "3", "4"])
+      const events = yield* appended([writeOf("1"), writeOf("2")], [writeOf("3"), poison, writeOf("4"), writeOf("5")], { retryMillis: 60_000 })
+      expect(events.map(valuesOf)).toEqual([["1"], ["2"], ["3"], ["4"], ["5"]])
       expect(calls).toEqual(["refused"])
     }))
 })
