@@ -1,4 +1,5 @@
 import { Context, Schema } from "effect"
+import type { Metadata } from "../../eventstore/Event.ts"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "effect/http-api"
 
 /**
@@ -60,6 +61,17 @@ export interface CallerInfo {
 }
 
 export class Caller extends Context.Service<Caller, CallerInfo>()("pinledger/adapters/http/OwnerApi/Caller") {}
+
+/** Who the owner API's changes are by, as the log's metadata names them. */
+export const apiActor = (email: string) => `api:${email}`
+
+/** The metadata of what a caller changes: `api:<email>`, the session, the request's address, the time. */
+export const callerMetadata = (caller: Pick<CallerInfo, "email" | "session" | "address">, now: number): Metadata => ({
+  actor: apiActor(caller.email),
+  session: caller.session,
+  remoteAddress: caller.address,
+  time: new Date(now).toISOString()
+})
 
 /**
  * A bearer token from `POST /api/v1/login`, or HTTP Basic with the account's e-mail and password

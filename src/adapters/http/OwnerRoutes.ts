@@ -27,7 +27,9 @@ import { newToken } from "../security/Passwords.ts"
 import { addressOf, MAX_BODY_BYTES, nonEmpty, pinName, pinValues } from "./LegacyHttp.ts"
 import {
   API_PREFIX,
+  apiActor,
   BadInput,
+  callerMetadata,
   Caller,
   type CallerInfo,
   InputErrors,
@@ -49,12 +51,7 @@ import * as OwnerSessions from "./OwnerSessions.ts"
 const valid = <A>(parsed: Parsed<A>): Effect.Effect<A, BadInput> =>
   Result.isSuccess(parsed) ? Effect.succeed(parsed.success) : Effect.fail(new BadInput({ message: parsed.failure }))
 
-const metadataOf = (caller: CallerInfo): Metadata => ({
-  actor: `api:${caller.email}`,
-  session: caller.session,
-  remoteAddress: caller.address,
-  time: new Date().toISOString()
-})
+const metadataOf = (caller: CallerInfo): Metadata => callerMetadata(caller, Date.now())
 
 /** What the caller's account's actor holds now. */
 const viewOf = (caller: CallerInfo) =>
@@ -179,7 +176,7 @@ const writePins = (caller: CallerInfo, dashId: number, deviceId: number, writes:
       deviceId,
       writes,
       by: { session: caller.session, remote: caller.address },
-      actor: `api:${caller.email}`,
+      actor: apiActor(caller.email),
       reply
     })).pipe(Effect.orDie)
     // The server's fault (a 500, logged where the store refused it).

@@ -6,12 +6,11 @@ import { Throttle } from "../../actors/Throttle.ts"
 import { normalizeEmail } from "../../domain/Account.ts"
 import { OwnerLoggedIn } from "../../domain/Access.ts"
 import { accountStream } from "../../domain/Streams.ts"
-import type { Metadata } from "../../eventstore/Event.ts"
 import { readAccount } from "../accounts/AccountOps.ts"
 import { checkPassword } from "../accounts/PasswordLogin.ts"
 import { clientPasswordHash } from "../security/Passwords.ts"
 import { addressOf } from "./LegacyHttp.ts"
-import { Authentication, Caller, type CallerInfo, TooManyFailures, Unauthenticated } from "./OwnerApi.ts"
+import { apiActor, Authentication, Caller, callerMetadata, type CallerInfo, TooManyFailures, Unauthenticated } from "./OwnerApi.ts"
 
 /**
  * Who may use the owner API: the account's owner, by its e-mail and password (what the app logs
@@ -99,13 +98,6 @@ export const layer = (settings: OwnerSessionSettings): Layer.Layer<OwnerSessions
       // The account's actor failing is the server's fault, not the caller's: a 500.
       const account = (stream: string) => readAccount(stream).pipe(Effect.provideContext(context), Effect.orDie)
 
-      const metadata = (email: string, session: string, address: string, now: number): Metadata => ({
-        actor: `api:${email}`,
-        session,
-        remoteAddress: address,
-        time: new Date(now).toISOString()
-      })
-
       /** The password check: a failure counts, a success is recorded in the account's access stream. */
       const check = (input: LoginInput, address: string) =>
         Effect.gen(function*() {
@@ -119,7 +111,7 @@ export const layer = (settings: OwnerSessionSettings): Layer.Layer<OwnerSessions
             email,
             clientHash: clientPasswordHash(email, input.password),
             address,
-            metadata: metadata(email, session, address, now)
+            metadata: callerMetadata({ email, session, address }, now)
           }).pipe(Effect.provideContext(context), Effect.orDie)
           switch (checked._tag) {
             case "Blocked": return yield* new TooManyFailures({ message: BLOCKED })
@@ -135,7 +127,7 @@ export const layer = (settings: OwnerSessionSettings): Layer.Layer<OwnerSessions
             _tag: "RecordAccess",
             event: new OwnerLoggedIn({ via: "api", remote: address }),
             by: { session, remote: address },
-            actor: `api:${email}`,
+            actor: apiActor(email),
             reply
           })).pipe(Effect.orDie)
           return { stream, email: found.email, appName: found.appName, session, passwordHash: found.passwordHash } satisfies Grant
