@@ -143,9 +143,10 @@ export const openStorage = async (backend: Backend = backends[0]!) => {
 
 /** `startBlynkServer` on a fresh storage of its own; `close` also removes the storage. */
 export const startOnFreshStorage = async (
-  settings: Partial<SessionEnv.SessionSettings> = {}
+  settings: Partial<SessionEnv.SessionSettings> = {},
+  backend: Backend = backends[0]!
 ): Promise<RunningServer> => {
-  const { storage, release } = await openStorage()
+  const { storage, release } = await openStorage(backend)
   const server = await startBlynkServer(storage, settings)
   return { ...server, close: () => server.close().then(release) }
 }
