@@ -75,7 +75,7 @@ describe("pin history of a real device", () => {
       }
       expect(redirect.status).toBe(301)
       const location = redirect.headers.get("location") ?? ""
-      expect(location).toMatch(new RegExp(`^/history%40e2e\\.test_${sensor.dashId}_${sensor.deviceId}_v5_\\d+\\.csv\\.gz$`))
+      expect(location).toMatch(new RegExp(`^/history@e2e\\.test_${sensor.dashId}_${sensor.deviceId}_v5_\\d+\\.csv\\.gz$`))
       const file = await fetch(`http://127.0.0.1:${srv.httpPort}${location}`)
       expect(file.status).toBe(200)
       return gunzipSync(Buffer.from(await file.arrayBuffer())).toString("utf8").trim().split("\n").map((line) => line.split(","))

@@ -353,6 +353,14 @@ const postEmail = handler("POST email", (request, params) =>
   }))
 
 /**
+ * A name as one path segment: escaped where it must be, and no more, so the `@` of the e-mail in
+ * an export's name stays as the legacy server wrote it (RFC 3986 pchar: sub-delims, `:` and `@`
+ * are allowed as they are).
+ */
+const pathSegment = (name: string) =>
+  encodeURIComponent(name).replace(/%(24|26|2B|2C|3B|3D|3A|40)/g, (escaped) => decodeURIComponent(escaped))
+
+/**
  * GET `/{token}/data/{pin}`: the pin's minute history as gzip CSV (protocol.md §7.4), by a 301 to
  * `/<email>_<dashId>_<deviceId>_<t><pin>_<ms>.csv.gz`, which `GET /{file}` then serves.
  */
@@ -374,7 +382,7 @@ const data = handler("GET data", (request, params) =>
     const name = csvFileName(view.account?.email ?? "", ref, now)
     const exports = yield* ExportFiles
     exports.put(name, csv, now)
-    return HttpServerResponse.empty({ status: 301, headers: { location: `/${encodeURIComponent(name)}` } })
+    return HttpServerResponse.empty({ status: 301, headers: { location: `/${pathSegment(name)}` } })
   }))
 
 /** GET `/{file}`: an export `data` redirected to, or a Blynk IoT `data/get` link; any other name is 404, as an unmatched path. */
