@@ -30,6 +30,7 @@ describe("the HTTP APIs with a real device", () => {
     const writes = Promise.all([device.nextWrite(1), device.nextWrite(2)])
     const batch = await fetch(url(`/external/api/batch/update?token=${iot.token}&V1=10&V2=hello%20world`))
     expect(batch.status).toBe(200)
+    expect(await batch.text()).toBe("OK")
     expect(await writes).toEqual([["10"], ["hello world"]])
 
     // A timestamped batch: every point goes to the history, the latest one to the device.

@@ -65,6 +65,8 @@ const orRefuse = <A>(parsed: Parsed<A>): Effect.Effect<A, Reply> =>
 const bare = (value: string) => HttpServerResponse.text(value, { contentType: "text/plain" })
 const json = (value: unknown) => HttpServerResponse.text(JSON.stringify(value), { contentType: "application/json" })
 const ok = () => HttpServerResponse.empty({ status: 200 })
+/** What the batch endpoints answer (spec §2.2 #8, #9): `OK`, where the others answer an empty body. */
+const okText = () => bare("OK")
 
 /** The device of the `token` parameter: `No token provided.`, or `Invalid token.` (counted towards the address's hardware throttle). */
 const deviceOf = (request: HttpServerRequest, query: Query) => {
@@ -72,10 +74,10 @@ const deviceOf = (request: HttpServerRequest, query: Query) => {
   return token === undefined ? refuse("No token provided.") : deviceOfToken(request, token, refuse)
 }
 
-const writeOutcome = (outcome: HttpWriteOutcome) => {
+const writeOutcome = (outcome: HttpWriteOutcome, answer = ok) => {
   switch (outcome) {
     case "committed":
-      return Effect.succeed(ok())
+      return Effect.succeed(answer())
     case "noDevice":
       return refuse(INVALID_TOKEN)
     case "badValue":
@@ -128,12 +130,12 @@ const getAll: Handler = (request, query) =>
     return json(Object.fromEntries(pins.map(([pin, values]) => [pinKeyName(pin), jsonValue(values)])))
   })
 
-/** `update` and the GET `batch/update`: every pin named, one append (so one shared time), answered once committed. */
-const update: Handler = (request, query) =>
+/** `update` (empty body) and the GET `batch/update` (`OK`): every pin named, one append (so one shared time), answered once committed. */
+const update = (answer: () => HttpServerResponse.HttpServerResponse): Handler => (request, query) =>
   Effect.gen(function*() {
     const device = yield* deviceOf(request, query)
     const writes = yield* orRefuse(parseUpdate(query))
-    return yield* writeOutcome(yield* writePins(device, writerOf(request, "external"), writes))
+    return yield* writeOutcome(yield* writePins(device, writerOf(request, "external"), writes), answer)
   })
 
 /** The POST `batch/update`: `[[tsMs, value], …]` for one pin, each point recorded with its time; the latest becomes the pin's value. */
@@ -152,7 +154,7 @@ const batchPost = (settings: ExternalApiSettings): Handler => (request, query) =
     }
     const points = yield* orRefuse(parseBatchBody(body, settings.batch, yield* Clock.currentTimeMillis))
     const writes = nonEmpty(points.map((p) => ({ ...pin, values: p.values, timestamp: p.ts })))
-    return yield* writeOutcome(yield* writePins(device, writerOf(request, "external"), writes))
+    return yield* writeOutcome(yield* writePins(device, writerOf(request, "external"), writes), okText)
   })
 
 /** `update/property`: the pin's properties, through the actor (PropertySet), to the apps as SET_WIDGET_PROPERTY id 111. */
@@ -251,8 +253,8 @@ export const layer = (settings: ExternalApiSettings) => {
   const routes: Readonly<Record<string, Partial<Record<string, Handler>>>> = {
     "get": { GET: get },
     "getall": { GET: getAll },
-    "update": { GET: update },
-    "batch/update": { GET: update, POST: batchPost(settings) },
+    "update": { GET: update(ok) },
+    "batch/update": { GET: update(okText), POST: batchPost(settings) },
     "update/property": { GET: property },
     "logevent": { GET: logEvent(settings) },
     "data/get": { GET: dataGet(settings) },
