@@ -210,8 +210,8 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
 
     /**
      * Records a security event: by an app session, or else by the writer of the commit that
-     * caused it (the owner API's `api:<email>` with its session and address, the CLI), else the
-     * server itself.
+     * caused it (the owner API's `api:<email>` with its session and address), else the server
+     * itself (a catch-up on another process's commits).
      */
     const record = (event: AccessEvent, by: AppPeer | undefined, writer?: Metadata) =>
       deviceLog.push(accessStream(stream), {
@@ -341,7 +341,7 @@ export const make = (stream: string, options: UserActorOptions = {}) =>
       })
 
     /** What follows a committed command: sessions told, sockets of removed devices closed. */
-    /** What follows a commit; `writer` is the commit's metadata when no app session made it (the owner API, the CLI). */
+    /** What follows a commit; `writer` is the commit's metadata when no app session made it (the owner API, registration, a reset). */
     const afterCommit = (
       before: UserState,
       after: UserState,
